@@ -1,0 +1,85 @@
+"""Training objectives, each as ``loss(F, s) -> (sum of losses (K,), d sum / dF (K, n, k))``
+for the logits ``F: (K, n, k)`` of the samples ``s`` (a slice of the training set).
+
+Every trainer runs the same gradient descent (:func:`mvlib.train.gradient_descent`); they differ
+only in the objective built here. Teachers are logits ``G: (K or 1, N, k)``, one per member, so
+students of different teachers (a real one and its control) train in one batch.
+"""
+from __future__ import annotations
+
+import torch
+
+from mvlib._validate import check_range
+from mvlib.model import Loss
+
+
+def _onehot(y: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.nn.functional.one_hot(y, k).to(torch.float32)
+
+
+def _ce(F: torch.Tensor, y: torch.Tensor):
+    logp = F.log_softmax(-1)
+    return -logp.gather(-1, y.expand(F.shape[0], -1)[..., None]).squeeze(-1).sum(-1), logp.exp() - _onehot(y, F.shape[-1])
+
+
+def cross_entropy(y: torch.Tensor) -> Loss:
+    """L(F; X, y) = -log logit_y(F, X) (Section 3.2); dL/dF_i = logit_i - 1{i = y}."""
+    return lambda F, s: _ce(F, y[s])
+
+
+def truncated_logit(F: torch.Tensor, tau: float) -> torch.Tensor:
+    """logit^tau_i(F, X) = softmax_i(min{tau^2 F_i, 1} / tau), eq. (4.2)."""
+    return torch.softmax(torch.clamp(tau ** 2 * F, max=1.0) / tau, -1)
+
+
+def distill_eq43(y: torch.Tensor, G: torch.Tensor, tau: float, eta_ratio: float) -> Loss:
+    """The update of eq. (4.3) as a step of size eta along
+    ``dL_CE/dF_i + (eta'/eta) [logit^tau_i(F) - logit^tau_i(G)]^-``.
+
+    The second term is not the gradient of any loss (it is truncated at 0), so the value reported
+    is the cross-entropy alone.
+    """
+    check_range("tau", tau, 1e-6, None)
+    check_range("eta_ratio", eta_ratio, 0.0, None)
+    pG = truncated_logit(G, tau)
+
+    def loss(F, s):
+        value, g = _ce(F, y[s])
+        return value, g + eta_ratio * (truncated_logit(F, tau) - pG[:, s]).clamp(max=0.0)
+    return loss
+
+
+def distill_hinton(y: torch.Tensor, G: torch.Tensor, T: float, weight: float) -> Loss:
+    """Hinton et al. (2015): CE + weight * T^2 KL(softmax(G/T) || softmax(F/T)).
+    The KL term's gradient is weight * T (softmax(F/T) - softmax(G/T))."""
+    check_range("T", T, 1e-6, None)
+    check_range("kd_weight", weight, 0.0, None)
+    logpG = torch.log_softmax(G / T, -1)
+
+    def loss(F, s):
+        value, g = _ce(F, y[s])
+        logpF = torch.log_softmax(F / T, -1)
+        pG = logpG[:, s].exp()
+        kl = (pG * (logpG[:, s] - logpF)).sum(-1).sum(-1)
+        return value + weight * T ** 2 * kl, g + weight * T * (logpF.exp() - pG)
+    return loss
+
+
+def averaged(loss: Loss, K: int) -> Loss:
+    """Training the average (Message 4): the K members form one model F = (1/K) sum_l f_l, and
+    every member receives dL/dF / K."""
+    def wrapped(F, s):
+        value, g = loss(F.mean(0, keepdim=True), s)
+        return value.expand(K), g.expand(K, -1, -1) / K
+    return wrapped
+
+
+def flat_teacher(G: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The control teacher: G with every off-class logit replaced by their per-sample mean.
+
+    It keeps the teacher's true-class logit and mean margin (its confidence) and removes the
+    dark knowledge, i.e. which wrong classes the teacher finds likely."""
+    k = G.shape[-1]
+    own = _onehot(y, k).bool().expand_as(G)
+    off_mean = G.masked_fill(own, 0.0).sum(-1, keepdim=True) / (k - 1)
+    return torch.where(own, G, off_mean.expand_as(G))

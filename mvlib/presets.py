@@ -1,0 +1,44 @@
+"""Named configurations. Every parameter is named here; any can be overridden.
+
+- ``ci``: each experiment in seconds on a 2-core CPU (what CI executes).
+- ``book``: the headline experiment in under two minutes on a 2-core CPU (the rendered book).
+- ``paper``: larger k, for a GPU.
+
+A notebook reads its preset from the environment variable ``MVLIB_PRESET`` (default ``book``).
+"""
+from __future__ import annotations
+
+import os
+
+from mvlib.data import MultiViewConfig
+from mvlib.experiments import ExperimentConfig, with_overrides
+from mvlib.model import LearnerConfig
+
+PRESETS: dict[str, ExperimentConfig] = {
+    "ci": ExperimentConfig(
+        data=MultiViewConfig(k=10, d=200, P=16, C_p=1, s=2.0, mu=0.1, rho=0.05, Gamma=0.2, gamma=0.01,
+                             sigma_p=0.14, sigma_f=0.02, view_low=1.0, view_high=2.0, off_low=0.2, off_high=0.4),
+        learner=LearnerConfig(m=3, q=4, varrho=1.0, sigma0=0.04),
+        N=600, n_test=1000, K=10, eta=3.0, steps=1000, kd="hinton", T=8.0, kd_weight=1.0, tau=0.19,
+        eta_ratio=10.0, students=2, eta_ntk=32.0, ntk_steps=500, record_every=50, chunk=0),
+    "book": ExperimentConfig(
+        data=MultiViewConfig(k=10, d=200, P=16, C_p=1, s=2.0, mu=0.1, rho=0.05, Gamma=0.2, gamma=0.01,
+                             sigma_p=0.14, sigma_f=0.02, view_low=1.0, view_high=2.0, off_low=0.2, off_high=0.4),
+        learner=LearnerConfig(m=3, q=4, varrho=1.0, sigma0=0.04),
+        N=600, n_test=2000, K=10, eta=3.0, steps=1000, kd="hinton", T=8.0, kd_weight=1.0, tau=0.19,
+        eta_ratio=10.0, students=2, eta_ntk=32.0, ntk_steps=500, record_every=50, chunk=0),
+    "paper": ExperimentConfig(
+        data=MultiViewConfig(k=30, d=400, P=24, C_p=1, s=2.0, mu=0.1, rho=0.05, Gamma=0.2, gamma=0.01,
+                             sigma_p=0.1, sigma_f=0.02, view_low=1.0, view_high=2.0, off_low=0.2, off_high=0.4),
+        learner=LearnerConfig(m=4, q=4, varrho=1.0, sigma0=0.04),
+        N=3000, n_test=5000, K=10, eta=3.0, steps=2000, kd="hinton", T=8.0, kd_weight=1.0, tau=0.09,
+        eta_ratio=10.0, students=3, eta_ntk=32.0, ntk_steps=1000, record_every=50, chunk=0),
+}
+
+
+def get_preset(name: str | None = None, **overrides) -> ExperimentConfig:
+    """The named preset (default: $MVLIB_PRESET, else ``book``) with overrides by parameter name."""
+    name = name or os.environ.get("MVLIB_PRESET", "book")
+    if name not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
+    return with_overrides(PRESETS[name], overrides)
