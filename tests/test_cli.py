@@ -1,0 +1,61 @@
+"""python -m mvlib reproduce: arguments, errors, the table and the stable JSON format."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mvlib.__main__ import COLUMNS, main, summarise
+from mvlib.experiments import METHODS
+
+TINY = ["--set", "k=4", "--set", "d=24", "--set", "P=8", "--set", "N=60", "--set", "n_test=40",
+        "--set", "K=2", "--set", "steps=20", "--set", "ntk_steps=10", "--set", "students=1"]
+
+
+def test_reproduce_writes_stable_json(tmp_path, capsys):
+    out = tmp_path / "out.json"
+    assert main(["reproduce", "--preset", "ci", "--seeds", "2", "--seed", "5", "--no-progress",
+                 *TINY, "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["preset"] == "ci" and doc["seeds"] == [5, 6]
+    assert doc["config"]["k"] == 4 and doc["config"]["N"] == 60
+    assert list(doc["results"]) == list(METHODS)
+    for row in doc["results"].values():
+        assert list(row) == list(COLUMNS)
+        assert all(len(v) == 2 and all(0.0 <= x <= 1.0 for x in v) for v in row.values())
+    table = capsys.readouterr().out
+    assert all(m in table for m in METHODS) and "±" in table
+
+
+def test_reproduce_is_deterministic(tmp_path):
+    docs = []
+    for i in range(2):
+        out = tmp_path / f"{i}.json"
+        main(["reproduce", "--preset", "ci", "--no-progress", *TINY, "--json", str(out)])
+        docs.append(json.loads(out.read_text())["results"])
+    assert docs[0] == docs[1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "foo=1"], "unknown parameter 'foo'"),
+    (["--set", "mu=1.5"], r"mu must be a number in \[0.0, 1.0\]"),
+    (["--set", "K=0"], r"K must be an integer in \[1, inf\]"),
+    (["--set", "k"], "NAME=VALUE"),
+    (["--set", "sigma_p=abc"], "sigma_p"),
+    (["--seeds", "0"], "--seeds"),
+])
+def test_bad_input_is_refused_with_the_parameter_named(args, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["reproduce", "--preset", "ci", "--no-progress", *args])
+    assert exc.value.code == 2
+    assert pytest.importorskip("re").search(message, capsys.readouterr().err)
+
+
+def test_summarise_mean_and_spread():
+    assert summarise([0.5]) == "0.500 ± 0.000"
+    assert summarise([0.4, 0.6]) == "0.500 ± 0.141"
+
+
+def test_module_entry_point_runs():
+    proc = subprocess.run([sys.executable, "-m", "mvlib", "reproduce", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "--seeds" in proc.stdout
