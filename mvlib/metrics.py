@@ -6,9 +6,15 @@ import torch
 from mvlib.data import MultiViewData
 
 
+def correct(F: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """F_y(X) > max_{i != y} F_i(X) (Theorem 1's criterion; a tie is an error): (..., N, k) -> (..., N)."""
+    own = torch.nn.functional.one_hot(y, F.shape[-1]).bool().expand_as(F)
+    return F.gather(-1, y.expand(F.shape[:-1])[..., None]).squeeze(-1) > F.masked_fill(own, -torch.inf).amax(-1)
+
+
 def accuracy(F: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Fraction of samples with F_y(X) > max_{i != y} F_i(X), per member: F (K, N, k) -> (K,)."""
-    return (F.argmax(-1) == y).float().mean(-1)
+    """Fraction of samples classified correctly, per member: F (K, N, k) -> (K,)."""
+    return correct(F, y).float().mean(-1)
 
 
 def overall(multi_view: torch.Tensor, single_view: torch.Tensor, mu: float) -> torch.Tensor:
@@ -30,7 +36,7 @@ def accuracy_by_strong_view(F: torch.Tensor, data: MultiViewData, learned: torch
     F (K, N, k) on single-view samples, learned (K, k, 2) -> (acc on learned-view samples (K,),
     acc on unlearned-view samples (K,))."""
     K = F.shape[0]
-    hit = F.argmax(-1) == data.y
+    hit = correct(F, data.y)
     known = learned[:, data.y, data.strong.clamp(min=0)]                 # (K, N)
     def mean(mask):
         return (hit & mask).sum(-1) / mask.sum(-1).clamp(min=1)

@@ -147,9 +147,9 @@ def accuracy_bars(df, ax=None, x: str = "method", y: str = "accuracy", hue: str 
     """Bar chart of a long table (one row per seed x method x test set), mean with per-seed dots."""
     ax = _ax(ax, (8, 4))
     sns.barplot(df, x=x, y=y, hue=hue, ax=ax, errorbar=None, alpha=0.8)
-    sns.stripplot(df, x=x, y=y, hue=hue, ax=ax, dodge=True, color="k", size=4, legend=False)
+    sns.stripplot(df, x=x, y=y, hue=hue, ax=ax, dodge=True, palette="dark:k", size=4, legend=False)
     ax.set(title=title, ylim=(0, 1.05))
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower right", fontsize=8, title=hue, title_fontsize=8)
     return ax
 
 

@@ -11,6 +11,7 @@ from typing import Callable
 import torch
 
 from mvlib._validate import check_range
+from mvlib.metrics import accuracy
 from mvlib.model import Loss
 
 
@@ -62,7 +63,7 @@ def gradient_descent(model, W: torch.Tensor, X: torch.Tensor, y: torch.Tensor, l
             hist.step.append(t)
             hist.loss.append(value.cpu())
             F = model.logits(W, X)
-            hist.train_acc.append((F.argmax(-1) == y).float().mean(-1).cpu())
+            hist.train_acc.append(accuracy(F, y).cpu())
             if V is not None:
                 hist.Phi.append(feature_magnitude(W, V).cpu())
         if t == steps:

@@ -38,3 +38,17 @@ def logits_ref(W: torch.Tensor, X: torch.Tensor, q: int, varrho: float) -> torch
 def mean_ce_ref(F: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over samples, per member: F (K, N, k) -> (K,)."""
     return -F.log_softmax(-1).gather(-1, y.expand(F.shape[0], -1)[..., None]).squeeze(-1).mean(-1)
+
+
+def assert_close(actual: torch.Tensor, expected: torch.Tensor, rtol: float = 1.3e-6, atol: float = 1e-5):
+    """|actual - expected| <= atol + rtol |expected| elementwise, shapes equal (compared in float64).
+
+    A light stand-in for torch.testing.assert_close, whose first call imports torch.distributed
+    (seconds of the suite's run time)."""
+    assert tuple(actual.shape) == tuple(expected.shape), f"shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    a, e = actual.detach().double(), expected.detach().double()
+    bad = (a - e).abs() > atol + rtol * e.abs()
+    if bad.any():
+        i = tuple(bad.nonzero()[0].tolist())
+        raise AssertionError(f"{int(bad.sum())} of {bad.numel()} elements differ; max |diff| "
+                             f"{float((a - e).abs().max()):.3g}; first at {i}: {float(a[i])!r} vs {float(e[i])!r}")

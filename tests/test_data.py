@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mvlib.data import MultiViewConfig, features, sample
-from _mvhelpers import gen, tiny_data_config
+from _mvhelpers import assert_close, gen, tiny_data_config
 
 
 def _draw(cfg: MultiViewConfig, n: int, seed: int = 0, view=None):
@@ -142,21 +142,29 @@ def test_off_class_count_truncated_to_fit_patches():
     disjoint patches."""
     cfg = tiny_data_config(k=6, d=16, P=6, s=2.0, gamma=0.0, sigma_p=0.0, sigma_f=0.0)
     assert cfg.max_off_features == 4
-    D = _draw(cfg, 500, seed=4)
+    n = 3000
+    D = _draw(cfg, n, seed=4)
     n_off = (D.Z > 0).sum((1, 2)) - 2
     assert int(n_off.max()) == cfg.max_off_features                 # truncation is reached ...
     assert (n_off <= cfg.max_off_features).all()                    # ... and respected
+    # |V'| ~ min(Binomial(2(k-1), s/k), 4): only the 2(k-1) off-class features compete for the
+    # patches (were the label's own features drawn into V' too, fewer would remain: mean 2.80).
+    p, m = cfg.s / cfg.k, 2 * (cfg.k - 1)
+    pmf = [math.comb(m, j) * p ** j * (1 - p) ** (m - j) for j in range(m + 1)]
+    mean = sum(q * min(j, 4) for j, q in enumerate(pmf))
+    sd = math.sqrt(sum(q * (min(j, 4) - mean) ** 2 for j, q in enumerate(pmf)) / n)
+    assert abs(float(n_off.float().mean()) - mean) < 5 * sd
     coef = D.X @ D.V.reshape(2 * cfg.k, cfg.d).T                    # (n, P, 2k)
     assert ((coef.abs() > 1e-6).sum(-1) <= 1).all()                 # one feature per patch
-    torch.testing.assert_close(coef.sum(1), D.Z.reshape(-1, 2 * cfg.k), atol=1e-5, rtol=1e-5)
+    assert_close(coef.sum(1), D.Z.reshape(-1, 2 * cfg.k), atol=1e-5, rtol=1e-5)
 
 
 def test_features_orthonormal():
     cfg = tiny_data_config(k=5, d=10)          # 2k = d: a full orthonormal basis
     V = features(cfg, gen(2)).reshape(2 * cfg.k, cfg.d).double()
-    torch.testing.assert_close(V @ V.T, torch.eye(2 * cfg.k, dtype=torch.float64), atol=1e-6, rtol=0)
+    assert_close(V @ V.T, torch.eye(2 * cfg.k, dtype=torch.float64), atol=1e-6, rtol=0)
     V2 = features(tiny_data_config(), gen(2)).reshape(8, 16).double()
-    torch.testing.assert_close(V2 @ V2.T, torch.eye(8, dtype=torch.float64), atol=1e-6, rtol=0)
+    assert_close(V2 @ V2.T, torch.eye(8, dtype=torch.float64), atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("C_p", [1, 2])
@@ -167,8 +175,8 @@ def test_noise_free_patches_carry_z_times_v(C_p):
     D = _draw(cfg, 300, seed=5)
     Vf = D.V.reshape(2 * cfg.k, cfg.d)
     coef = D.X @ Vf.T                                                # (n, P, 2k)
-    torch.testing.assert_close(coef @ Vf, D.X, atol=1e-5, rtol=0)   # X lies in span(V)
-    torch.testing.assert_close(coef.sum(1), D.Z.reshape(-1, 2 * cfg.k), atol=1e-5, rtol=1e-5)
+    assert_close(coef @ Vf, D.X, atol=1e-5, rtol=0)   # X lies in span(V)
+    assert_close(coef.sum(1), D.Z.reshape(-1, 2 * cfg.k), atol=1e-5, rtol=1e-5)
     nz = coef > 1e-6
     assert (coef > -1e-6).all()                                      # z_p >= 0
     assert (nz.sum(-1) <= 1).all()                                   # disjoint patches

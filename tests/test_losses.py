@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from _mvhelpers import assert_close
 from mvlib import losses
 
 # A tiny case: k = 3 classes, two samples, one student member. Sample 1 has a logit (8) whose
@@ -36,7 +37,7 @@ def test_cross_entropy_value_and_gradient():
     assert value.shape == (1,)
     assert float(value[0]) == pytest.approx(exp_value, rel=1e-6)
     exp_g = [[p - (i == c) for i, p in enumerate(_softmax(r))] for r, c in zip(F_ROWS, Y)]
-    torch.testing.assert_close(g, torch.tensor([exp_g]), rtol=1e-6, atol=1e-7)
+    assert_close(g, torch.tensor([exp_g]), rtol=1e-6, atol=1e-7)
 
 
 def test_truncated_logit_eq_4_2():
@@ -44,7 +45,7 @@ def test_truncated_logit_eq_4_2():
     tau = 0.5
     got = losses.truncated_logit(F, tau)
     exp = torch.tensor([[_trunc_softmax(r, tau) for r in F_ROWS]])
-    torch.testing.assert_close(got, exp, rtol=1e-6, atol=1e-7)
+    assert_close(got, exp, rtol=1e-6, atol=1e-7)
     # the truncation matters on sample 1: without it the scaled logits would be 4, 0, 0.5
     untrunc = _softmax([tau * v for v in F_ROWS[1]])
     assert abs(untrunc[0] - float(got[0, 1, 0])) > 0.1
@@ -60,7 +61,7 @@ def test_distill_eq43_hand_computed(eta_ratio):
         p, pf, pg = _softmax(fr), _trunc_softmax(fr, tau), _trunc_softmax(gr, tau)
         exp_g.append([p[i] - (i == c) + eta_ratio * min(0.0, pf[i] - pg[i]) for i in range(3)])
         exp_value += -math.log(p[c])
-    torch.testing.assert_close(g, torch.tensor([exp_g]), rtol=1e-5, atol=1e-6)
+    assert_close(g, torch.tensor([exp_g]), rtol=1e-5, atol=1e-6)
     # the reported value is the cross-entropy alone (the [.]^- term is not a gradient)
     assert float(value[0]) == pytest.approx(exp_value, rel=1e-6)
 
@@ -82,7 +83,7 @@ def test_distill_eq43_slices_teacher_rows():
     loss = losses.distill_eq43(y, G, 0.5, 2.0)
     _, g_full = loss(F, slice(0, 2))
     _, g_1 = loss(F[:, 1:2], slice(1, 2))
-    torch.testing.assert_close(g_1, g_full[:, 1:2])
+    assert_close(g_1, g_full[:, 1:2])
 
 
 @pytest.mark.parametrize("T,w", [(1.0, 1.0), (4.0, 0.5), (8.0, 0.0)])
@@ -106,7 +107,7 @@ def test_distill_hinton_gradient_is_gradient_of_value(T, w):
     value, g = losses.distill_hinton(y, G, T, w)(F, slice(0, 5))
     assert value.shape == (2,)
     (g_auto,) = torch.autograd.grad(value.sum(), F)
-    torch.testing.assert_close(g, g_auto, rtol=1e-5, atol=1e-6)
+    assert_close(g, g_auto, rtol=1e-5, atol=1e-6)
 
 
 def test_distill_hinton_per_member_teachers_and_slices():
@@ -118,12 +119,12 @@ def test_distill_hinton_per_member_teachers_and_slices():
     v, g = loss(F, slice(0, 4))
     for l in range(2):
         v_l, g_l = losses.distill_hinton(y, G[l:l + 1], 2.0, 1.0)(F[l:l + 1], slice(0, 4))
-        torch.testing.assert_close(v[l:l + 1], v_l)
-        torch.testing.assert_close(g[l:l + 1], g_l)
+        assert_close(v[l:l + 1], v_l)
+        assert_close(g[l:l + 1], g_l)
     v_a, g_a = loss(F[:, :3], slice(0, 3))
     v_b, g_b = loss(F[:, 3:], slice(3, 4))
-    torch.testing.assert_close(v_a + v_b, v, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(torch.cat([g_a, g_b], 1), g)
+    assert_close(v_a + v_b, v, rtol=1e-5, atol=1e-6)
+    assert_close(torch.cat([g_a, g_b], 1), g)
 
 
 def test_flat_teacher():
@@ -133,23 +134,23 @@ def test_flat_teacher():
     H = losses.flat_teacher(G, y)
     rows = torch.arange(6)
     assert H.shape == G.shape
-    torch.testing.assert_close(H[rows, y], G[rows, y])                  # true logit kept
+    assert_close(H[rows, y], G[rows, y])                  # true logit kept
     off = ~torch.nn.functional.one_hot(y, 5).bool()
     Hoff, Goff = H[off].view(6, 4), G[off].view(6, 4)
-    torch.testing.assert_close(Hoff, Hoff[:, :1].expand(-1, 4))          # all off-class equal
-    torch.testing.assert_close(Hoff.mean(1), Goff.mean(1))              # their mean kept
+    assert_close(Hoff, Hoff[:, :1].expand(-1, 4))          # all off-class equal
+    assert_close(Hoff.mean(1), Goff.mean(1))              # their mean kept
     assert not torch.allclose(Hoff, Goff)
     # batched teachers (K, N, k) are flattened per member
     GK = torch.randn(3, 6, 5)
     HK = losses.flat_teacher(GK, y)
     for l in range(3):
-        torch.testing.assert_close(HK[l], losses.flat_teacher(GK[l], y))
+        assert_close(HK[l], losses.flat_teacher(GK[l], y))
 
 
 def test_flat_teacher_hand_example():
     G = torch.tensor([[3.0, 1.0, -1.0, 6.0]])
     H = losses.flat_teacher(G, torch.tensor([0]))
-    torch.testing.assert_close(H, torch.tensor([[3.0, 2.0, 2.0, 2.0]]))
+    assert_close(H, torch.tensor([[3.0, 2.0, 2.0, 2.0]]))
 
 
 def test_averaged_is_gradient_of_ce_of_mean_model():
@@ -162,9 +163,9 @@ def test_averaged_is_gradient_of_ce_of_mean_model():
     ref = -Fbar.log_softmax(-1)[0, torch.arange(6), y].sum()
     (g_auto,) = torch.autograd.grad(ref, F)
     assert value.shape == (K,)
-    torch.testing.assert_close(value, ref.detach().expand(K), rtol=1e-6, atol=1e-6)
+    assert_close(value, ref.detach().expand(K), rtol=1e-6, atol=1e-6)
     assert g.shape == F.shape
-    torch.testing.assert_close(g, g_auto, rtol=1e-5, atol=1e-7)
+    assert_close(g, g_auto, rtol=1e-5, atol=1e-7)
     # and it differs from training each member on its own cross-entropy
     _, g_own = losses.cross_entropy(y)(F.detach(), slice(0, 6))
     assert not torch.allclose(g, g_own / K, atol=1e-3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _mvhelpers import gen, logits_ref, mean_ce_ref, relu_tilde_ref, tiny_data_config
+from _mvhelpers import assert_close, gen, logits_ref, mean_ce_ref, relu_tilde_ref, tiny_data_config
 from mvlib import losses
 from mvlib.data import sample
 from mvlib.model import (LearnerConfig, Linearised, Network, init_weights, smoothed_relu,
@@ -25,18 +25,18 @@ def test_smoothed_relu_matches_definition(q, varrho):
     z = torch.tensor(pts, dtype=torch.float64)
     expected = [0.0 if t <= 0 else t ** q / (q * varrho ** (q - 1)) if t <= varrho else t - (1 - 1 / q) * varrho
                 for t in pts]
-    torch.testing.assert_close(smoothed_relu(z, q, varrho), torch.tensor(expected, dtype=torch.float64),
+    assert_close(smoothed_relu(z, q, varrho), torch.tensor(expected, dtype=torch.float64),
                                rtol=1e-12, atol=1e-12)
     expected_grad = [0.0 if t <= 0 else (t / varrho) ** (q - 1) if t <= varrho else 1.0 for t in pts]
-    torch.testing.assert_close(smoothed_relu_grad(z, q, varrho), torch.tensor(expected_grad, dtype=torch.float64),
+    assert_close(smoothed_relu_grad(z, q, varrho), torch.tensor(expected_grad, dtype=torch.float64),
                                rtol=1e-12, atol=1e-12)
 
 
 def test_smoothed_relu_q4_known_values():
     # q = 4, varrho = 1: z^4/4 on [0, 1], z - 3/4 above.
     z = torch.tensor([-1.0, 0.5, 1.0, 2.0])
-    torch.testing.assert_close(smoothed_relu(z, 4, 1.0), torch.tensor([0.0, 0.015625, 0.25, 1.25]))
-    torch.testing.assert_close(smoothed_relu_grad(z, 4, 1.0), torch.tensor([0.0, 0.125, 1.0, 1.0]))
+    assert_close(smoothed_relu(z, 4, 1.0), torch.tensor([0.0, 0.015625, 0.25, 1.25]))
+    assert_close(smoothed_relu_grad(z, 4, 1.0), torch.tensor([0.0, 0.125, 1.0, 1.0]))
 
 
 @pytest.mark.parametrize("q", QS)
@@ -60,11 +60,11 @@ def test_smoothed_relu_grad_matches_autograd(q):
     (g_auto,) = torch.autograd.grad(smoothed_relu(z, q, varrho).sum(), z)
     (g_ref,) = torch.autograd.grad(relu_tilde_ref(z, q, varrho).sum(), z)
     g = smoothed_relu_grad(z.detach(), q, varrho)
-    torch.testing.assert_close(g, g_auto, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(g, g_ref, rtol=1e-10, atol=1e-12)
+    assert_close(g, g_auto, rtol=1e-10, atol=1e-12)
+    assert_close(g, g_ref, rtol=1e-10, atol=1e-12)
     # float32 too (the library's working precision)
     z32 = z.detach().float()
-    torch.testing.assert_close(smoothed_relu_grad(z32, q, varrho), g_ref.float(), rtol=1e-5, atol=1e-6)
+    assert_close(smoothed_relu_grad(z32, q, varrho), g_ref.float(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("q", QS)
@@ -72,9 +72,9 @@ def test_smoothed_relu_and_grad_agree_with_separate(q):
     torch.manual_seed(10 + q)
     z = torch.randn(300) * 1.5
     f, fp = smoothed_relu_and_grad(z, q, 0.8)
-    torch.testing.assert_close(f, smoothed_relu(z, q, 0.8), rtol=1e-6, atol=1e-7)
-    torch.testing.assert_close(fp, smoothed_relu_grad(z, q, 0.8), rtol=1e-6, atol=1e-7)
-    torch.testing.assert_close(f, relu_tilde_ref(z, q, 0.8), rtol=1e-5, atol=1e-6)
+    assert_close(f, smoothed_relu(z, q, 0.8), rtol=1e-6, atol=1e-7)
+    assert_close(fp, smoothed_relu_grad(z, q, 0.8), rtol=1e-6, atol=1e-7)
+    assert_close(f, relu_tilde_ref(z, q, 0.8), rtol=1e-5, atol=1e-6)
 
 
 def test_smoothed_relu_leaves_input_untouched():
@@ -112,7 +112,7 @@ def test_logits_match_definition(tiny_sample, learner_cfg, chunk):
     assert _regimes_present(W, X, learner_cfg.varrho)
     F = Network(learner_cfg, chunk=chunk).logits(W, X)
     assert F.shape == (2, 40, 4)
-    torch.testing.assert_close(F, logits_ref(W, X, learner_cfg.q, learner_cfg.varrho), rtol=1e-5, atol=1e-5)
+    assert_close(F, logits_ref(W, X, learner_cfg.q, learner_cfg.varrho), rtol=1e-5, atol=1e-5)
     assert torch.equal(W, W_before) and torch.equal(X, X_before)     # inputs not overwritten
 
 
@@ -139,7 +139,7 @@ def test_closed_form_gradient_equals_autograd_cross_entropy(tiny_sample, learner
     ref_value, ref_grad = _autograd_mean_loss_grad(W, X, y, learner_cfg.q, learner_cfg.varrho,
                                                    lambda F: mean_ce_ref(F, y))
     assert value.shape == (3,) and grad.shape == W.shape
-    torch.testing.assert_close(value.double(), ref_value, rtol=1e-5, atol=1e-6)
+    assert_close(value.double(), ref_value, rtol=1e-5, atol=1e-6)
     assert float(grad.abs().max()) > 1e-3                      # a non-trivial gradient
     _close_rel(grad, ref_grad, 1e-5)
 
@@ -161,7 +161,7 @@ def test_closed_form_gradient_with_per_sample_teacher(tiny_sample, learner_cfg, 
 
     value, grad = Network(learner_cfg, chunk=chunk).loss_and_grad(W, X, losses.distill_hinton(y, G, T, w))
     ref_value, ref_grad = _autograd_mean_loss_grad(W, X, y, learner_cfg.q, learner_cfg.varrho, hinton_mean)
-    torch.testing.assert_close(value.double(), ref_value, rtol=1e-5, atol=1e-6)
+    assert_close(value.double(), ref_value, rtol=1e-5, atol=1e-6)
     _close_rel(grad, ref_grad, 1e-5)
 
 
@@ -171,7 +171,7 @@ def test_chunked_equals_unchunked(tiny_sample, learner_cfg):
     ce = losses.cross_entropy(y)
     v0, g0 = Network(learner_cfg).loss_and_grad(W, X, ce)
     v1, g1 = Network(learner_cfg, chunk=9).loss_and_grad(W, X, ce)
-    torch.testing.assert_close(v1, v0, rtol=1e-5, atol=1e-6)
+    assert_close(v1, v0, rtol=1e-5, atol=1e-6)
     _close_rel(g1, g0, 1e-5)
 
 
@@ -189,7 +189,7 @@ def test_K_batched_members_equal_separate_runs(tiny_sample, learner_cfg):
         W_i, hist_i = gradient_descent(net, W0[i:i + 1], X, y, ce, float(eta[i]), steps=25, record_every=5)
         _close_rel(W_batch[i:i + 1], W_i, 1e-5)
         _close_rel(W_batch[i:i + 1] - W0[i:i + 1], W_i - W0[i:i + 1], 1e-4)   # the movement too
-        torch.testing.assert_close(hist.loss[:, i], hist_i.loss[:, 0], rtol=1e-5, atol=1e-6)
+        assert_close(hist.loss[:, i], hist_i.loss[:, 0], rtol=1e-5, atol=1e-6)
         W_s, _ = gradient_descent(net, W0[i:i + 1], X, y, ce, 1.0, steps=25)
         _close_rel(W_same[i:i + 1], W_s, 1e-5)
     assert not torch.allclose(W_batch, W0)                    # training moved the weights
@@ -209,8 +209,8 @@ def ntk_setup(tiny_sample, learner_cfg):
 def test_linearised_equals_network_at_init(ntk_setup):
     cfg, W0, lin, X, y, X_new = ntk_setup
     net = Network(cfg)
-    torch.testing.assert_close(lin.logits(W0, X), net.logits(W0, X), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(lin.logits(W0, X_new), net.logits(W0, X_new), rtol=1e-5, atol=1e-6)
+    assert_close(lin.logits(W0, X), net.logits(W0, X), rtol=1e-5, atol=1e-6)
+    assert_close(lin.logits(W0, X_new), net.logits(W0, X_new), rtol=1e-5, atol=1e-6)
 
 
 # torch.func.jvp itself warns about torch.jit.script in this torch version.
@@ -226,7 +226,7 @@ def test_linearised_is_first_order_taylor_expansion(ntk_setup):
         for eps in (0.04, 0.02, 0.01):
             W = W0 + eps * D
             # the linear model is exactly F(W0) + eps J D ...
-            torch.testing.assert_close(lin.logits(W, Xs), F0 + eps * jvp, rtol=1e-5, atol=1e-5)
+            assert_close(lin.logits(W, Xs), F0 + eps * jvp, rtol=1e-5, atol=1e-5)
             # ... and differs from the network by O(eps^2)
             errs.append(float((logits_ref(W, Xs, q, varrho) - lin.logits(W, Xs)).abs().max()))
         assert errs[0] > 1e-4                                   # the network is not linear here
@@ -239,10 +239,10 @@ def test_linearised_train_path_equals_new_input_path(ntk_setup):
     W = W0 + 0.2 * torch.randn_like(W0)
     via_J = lin.logits(W, X)                     # X is the training set: stored features
     via_new = lin.logits(W, X.clone())           # a copy takes the new-input path
-    torch.testing.assert_close(via_J, via_new, rtol=1e-5, atol=1e-5)
+    assert_close(via_J, via_new, rtol=1e-5, atol=1e-5)
     chunked = Linearised(cfg, W0, X, chunk=6)
-    torch.testing.assert_close(chunked.logits(W, X.clone()), via_J, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(chunked.logits(W, X), via_J, rtol=1e-5, atol=1e-5)
+    assert_close(chunked.logits(W, X.clone()), via_J, rtol=1e-5, atol=1e-5)
+    assert_close(chunked.logits(W, X), via_J, rtol=1e-5, atol=1e-5)
 
 
 def test_linearised_gradient_equals_autograd(ntk_setup):
@@ -252,7 +252,7 @@ def test_linearised_gradient_equals_autograd(ntk_setup):
     ref = mean_ce_ref(lin.logits(W, X), y)
     (g_ref,) = torch.autograd.grad(ref.sum(), W)
     value, grad = lin.loss_and_grad(W.detach(), X, losses.cross_entropy(y))
-    torch.testing.assert_close(value, ref.detach(), rtol=1e-5, atol=1e-6)
+    assert_close(value, ref.detach(), rtol=1e-5, atol=1e-6)
     assert float(g_ref.abs().max()) > 0
     _close_rel(grad, g_ref, 1e-5)
 
@@ -270,4 +270,4 @@ def test_linearised_kernel_scale(ntk_setup):
     Dp = smoothed_relu_grad(pre, cfg.q, cfg.varrho)
     J = torch.einsum("knpim,npd->knimd", Dp, X)                # grad of F_i(X_n) wrt w_{i,r}
     expected = J.pow(2).sum((-1, -2)).mean((1, 2))
-    torch.testing.assert_close(lin.kernel_scale(), expected, rtol=1e-5, atol=0)
+    assert_close(lin.kernel_scale(), expected, rtol=1e-5, atol=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _mvhelpers import gen, logits_ref, tiny_data_config
+from _mvhelpers import assert_close, gen, logits_ref, tiny_data_config
 from mvlib import losses
 from mvlib.experiments import (METHODS, ExperimentConfig, distillation_loss, evaluate, make_data,
                                progress_total, reproduce, train_average, train_ensemble, train_linearised,
@@ -50,7 +50,7 @@ def test_gradient_descent_step_is_eq_3_1(data):
     ce = losses.cross_entropy(y)
     _, grad = net.loss_and_grad(W0, X, ce)
     W1, _ = gradient_descent(net, W0, X, y, ce, 0.7, steps=1)
-    torch.testing.assert_close(W1, W0 - 0.7 * grad, rtol=1e-6, atol=1e-7)
+    assert_close(W1, W0 - 0.7 * grad, rtol=1e-6, atol=1e-7)
     assert torch.equal(W0, W0_copy)
     W_zero, _ = gradient_descent(net, W0, X, y, ce, 0.7, steps=0)
     assert torch.equal(W_zero, W0)
@@ -65,10 +65,10 @@ def test_history_records(data):
     W, h = gradient_descent(net, W0, X, y, ce, 2.0, steps=20, V=V, record_every=5)
     assert h.step.tolist() == [0, 5, 10, 15, 20]
     assert h.loss.shape == (5, 2) and h.train_acc.shape == (5, 2) and h.Phi.shape == (5, 2, 4, 2)
-    torch.testing.assert_close(h.loss[-1], net.loss_and_grad(W, X, ce)[0])
-    torch.testing.assert_close(h.loss[0], net.loss_and_grad(W0, X, ce)[0])
-    torch.testing.assert_close(h.train_acc[-1], accuracy(net.logits(W, X), y))
-    torch.testing.assert_close(h.Phi[-1], feature_magnitude(W, V))
+    assert_close(h.loss[-1], net.loss_and_grad(W, X, ce)[0])
+    assert_close(h.loss[0], net.loss_and_grad(W0, X, ce)[0])
+    assert_close(h.train_acc[-1], accuracy(net.logits(W, X), y))
+    assert_close(h.Phi[-1], feature_magnitude(W, V))
     assert (h.loss[-1] < h.loss[0]).all()                     # GD decreases the loss
     _, h0 = gradient_descent(net, W0, X, y, ce, 2.0, steps=3)
     assert len(h0.step) == 0 and h0.loss.numel() == 0
@@ -80,7 +80,7 @@ def test_feature_magnitude_hand_example():
     W = torch.tensor([[[[1.0, -2.0, 0.0, 5.0], [0.5, 3.0, 9.0, 9.0]],       # class 0, r = 1, 2
                        [[0.0, 0.0, -1.0, 2.0], [7.0, 7.0, 4.0, -3.0]]]])    # class 1, r = 1, 2
     Phi = feature_magnitude(W, V)
-    torch.testing.assert_close(Phi, torch.tensor([[[1.5, 3.0], [4.0, 2.0]]]))
+    assert_close(Phi, torch.tensor([[[1.5, 3.0], [4.0, 2.0]]]))
 
 
 def test_invalid_step_size(data):
@@ -158,7 +158,7 @@ def test_students_share_initialisation_across_teachers(cfg, data, members):
     scfg = tiny_experiment(steps=10, record_every=0)
     teachers = with_control({"distill": members.logits(X).mean(0)}, y)
     assert set(teachers) == {"distill", "distill_control"}
-    torch.testing.assert_close(teachers["distill_control"], losses.flat_teacher(teachers["distill"], y))
+    assert_close(teachers["distill_control"], losses.flat_teacher(teachers["distill"], y))
     out = train_students(scfg, data, teachers, seed=1)
     assert set(out) == set(teachers)
     s, c = out["distill"], out["distill_control"]
@@ -167,8 +167,8 @@ def test_students_share_initialisation_across_teachers(cfg, data, members):
     assert not torch.equal(s.W, c.W)                         # different teachers, different paths
     # two identical teachers give identical students
     same = train_students(scfg, data, {"a": teachers["distill"], "b": teachers["distill"]}, seed=1)
-    torch.testing.assert_close(same["a"].W, same["b"].W)
-    torch.testing.assert_close(same["a"].W, s.W)
+    assert_close(same["a"].W, same["b"].W)
+    assert_close(same["a"].W, s.W)
 
 
 def test_train_average_steps_the_mean_model(data):
@@ -180,7 +180,7 @@ def test_train_average_steps_the_mean_model(data):
     Fbar = logits_ref(W0, data.train.X, cfg.learner.q, cfg.learner.varrho).mean(0)
     ce = -Fbar.log_softmax(-1)[torch.arange(cfg.N), data.train.y].mean()
     (g,) = torch.autograd.grad(ce, W0)
-    torch.testing.assert_close(t.W, t.W0 - cfg.K * cfg.eta * g, rtol=1e-4, atol=1e-6)
+    assert_close(t.W, t.W0 - cfg.K * cfg.eta * g, rtol=1e-4, atol=1e-6)
 
 
 def test_train_linearised_starts_at_network_and_learns(cfg, data, members):
@@ -188,7 +188,7 @@ def test_train_linearised_starts_at_network_and_learns(cfg, data, members):
     assert torch.equal(t.W0, members.W0)
     assert (t.history.loss[-1] < t.history.loss[0]).all()
     F0 = Network(cfg.learner).logits(members.W0, data.test_multi.X)
-    torch.testing.assert_close(t.model.logits(members.W0, data.test_multi.X), F0, rtol=1e-5, atol=1e-5)
+    assert_close(t.model.logits(members.W0, data.test_multi.X), F0, rtol=1e-5, atol=1e-5)
 
 
 def test_reproduce_runs_every_method_and_counts_progress():
@@ -212,9 +212,9 @@ def test_distillation_loss_picks_the_configured_form(kd):
     other = (losses.distill_eq43(y, G, 0.4, 4.0) if kd == "hinton" else losses.distill_hinton(y, G, 3.0, 0.5))
     v, g = distillation_loss(cfg, y, G)(F, slice(0, 5))
     v_ref, g_ref = ref(F, slice(0, 5))
-    torch.testing.assert_close(v, v_ref)
-    torch.testing.assert_close(g, g_ref)
+    assert_close(v, v_ref)
+    assert_close(g, g_ref)
     assert not torch.allclose(g, other(F, slice(0, 5))[1])
     # an explicit form overrides the config's
     flip = "eq43" if kd == "hinton" else "hinton"
-    torch.testing.assert_close(distillation_loss(cfg, y, G, flip)(F, slice(0, 5))[1], other(F, slice(0, 5))[1])
+    assert_close(distillation_loss(cfg, y, G, flip)(F, slice(0, 5))[1], other(F, slice(0, 5))[1])
