@@ -44,6 +44,7 @@ class ExperimentConfig:
     ntk_steps: int = 500
     record_every: int = 50
     chunk: int = 0              # samples per chunk in forward/backward (0: all at once)
+    seeds: int = 2              # data seeds a chapter reports (mean and spread)
 
     def __post_init__(self):
         check_range("N", self.N, 1, None, integer=True)
@@ -62,6 +63,7 @@ class ExperimentConfig:
         check_range("ntk_steps", self.ntk_steps, 0, None, integer=True)
         check_range("record_every", self.record_every, 0, None, integer=True)
         check_range("chunk", self.chunk, 0, None, integer=True)
+        check_range("seeds", self.seeds, 1, None, integer=True)
 
 
 def parameter_names(cfg: ExperimentConfig) -> list[str]:

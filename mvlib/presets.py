@@ -25,16 +25,18 @@ _REGIME = dict(
     eta_ntk=32.0, ntk_steps=500, record_every=25, chunk=0)
 
 PRESETS: dict[str, ExperimentConfig] = {
-    # Same distribution and learner as book, fewer members and test samples.
-    "ci": ExperimentConfig(**_REGIME, n_test=1000, K=5, students=1),
-    "book": ExperimentConfig(**_REGIME, n_test=2000, K=10, students=1),
+    # Same experiment as book on fewer test samples and one data seed per chapter. Fewer members
+    # do not do: with K = 5 the ensemble misses views and its dark knowledge no longer beats the
+    # flat control (measured: 0.83 against 0.86 single-view).
+    "ci": ExperimentConfig(**_REGIME, n_test=1000, K=10, students=1, seeds=1),
+    "book": ExperimentConfig(**_REGIME, n_test=2000, K=10, students=1, seeds=2),
     # Larger k for a GPU. Not yet validated at this size: see the book's intro.
     "paper": ExperimentConfig(
         data=MultiViewConfig(k=30, d=400, P=24, C_p=1, s=2.0, mu=0.1, rho=0.05, Gamma=0.2, gamma=0.01,
                              sigma_p=0.1, sigma_f=0.02, view_low=1.0, view_high=2.0, off_low=0.2, off_high=0.4),
         learner=LearnerConfig(m=4, q=4, varrho=1.0, sigma0=0.04),
         N=3000, n_test=5000, K=10, eta=6.0, steps=1000, kd="hinton", T=8.0, kd_weight=1.0, tau=0.09,
-        eta_ratio=10.0, students=2, eta_ntk=32.0, ntk_steps=1000, record_every=50, chunk=0),
+        eta_ratio=10.0, students=2, eta_ntk=32.0, ntk_steps=1000, record_every=50, chunk=0, seeds=3),
 }
 
 
