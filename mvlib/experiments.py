@@ -158,7 +158,7 @@ class Trained:
     def select(self, members: slice) -> "Trained":
         h = History(self.history.step, *(v[:, members] if v.numel() else v for v in
                                          (self.history.loss, self.history.train_acc, self.history.Phi)))
-        return Trained(self.model, self.W0[members], self.W[members], h)
+        return Trained(self.model.select(members), self.W0[members], self.W[members], h)
 
 
 def scores(F_train, F_multi, F_single, data: Data, mu: float) -> dict[str, torch.Tensor]:

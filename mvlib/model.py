@@ -127,6 +127,10 @@ class Network:
     def __init__(self, cfg: LearnerConfig, chunk: int | None = None):
         self.cfg, self.chunk = cfg, chunk
 
+    def select(self, members: slice) -> "Network":
+        """The learner restricted to some members (it holds no per-member state)."""
+        return self
+
     def _pre(self, W, X):
         """<w_{i,r}, x_p> for every member, class, neuron: (n*P, K*k*m)."""
         return X.reshape(-1, X.shape[-1]) @ W.reshape(-1, W.shape[-1]).T
@@ -189,6 +193,15 @@ class Linearised:
         self.net = Network(cfg, chunk)
         self.F0 = self.net.logits(W0, X)
         self.J = self.features(X)
+
+    def select(self, members: slice) -> "Linearised":
+        """The linearisations of some members only (sharing the stored features)."""
+        K, k = self.W0.shape[:2]
+        sub = object.__new__(Linearised)
+        sub.cfg, sub.X, sub.chunk, sub.net = self.cfg, self.X, self.chunk, self.net
+        sub.W0, sub.F0 = self.W0[members], self.F0[members]
+        sub.J = self.J.view(K, k, *self.J.shape[1:])[members].reshape(-1, *self.J.shape[1:])
+        return sub
 
     def features(self, X: torch.Tensor) -> torch.Tensor:
         """J = grad_W F(W0, X), laid out (K*k, N, m*d)."""

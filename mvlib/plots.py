@@ -175,3 +175,146 @@ def average_vs_members(members, average, axes=None):
     for ax in axes:
         ax.legend(fontsize=8)
     return axes
+
+
+# --- chapters 4-6: distillation, self-distillation, NTK ------------------------------------------
+
+from mvlib.metrics import learned_views  # noqa: E402
+
+def _plain_log_ticks(axis):
+    """Plain numbers (0.1, 0.5, 2) instead of powers of ten on a log-scaled axis; minor ticks are
+    labelled only when the axis spans less than a decade (else they would crowd)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+    fmt = FuncFormatter(lambda v, _: f"{v:.3g}")
+    lo, hi = axis.get_view_interval()
+    axis.set_major_formatter(fmt)
+    axis.set_minor_formatter(fmt if lo > 0 and hi / lo < 10 else NullFormatter())
+
+
+def soft_labels(probs: dict, y: int, feature_class: int | None = None, ax=None, title: str = "soft labels"):
+    """Grouped bars of soft labels over the k classes, one group per teacher ({name: probs (k,)}).
+    The label y is marked and the class of an off-class feature present in the sample is shaded."""
+    ax = _ax(ax, (8, 3.5))
+    names = list(probs)
+    k = len(_np(probs[names[0]]))
+    width = 0.8 / len(names)
+    for n, name in enumerate(names):
+        ax.bar(np.arange(k) + (n - (len(names) - 1) / 2) * width, _np(probs[name]), width, label=name)
+    if feature_class is not None:
+        ax.axvspan(feature_class - 0.45, feature_class + 0.45, color="gold", alpha=0.25, lw=0,
+                   label=f"class {feature_class}: its feature is in X")
+    ax.set_yscale("log")
+    _plain_log_ticks(ax.yaxis)
+    ax.set_xticks(range(k), [f"{i}\n(label)" if i == y else str(i) for i in range(k)])
+    ax.set(title=title, xlabel="class i", ylabel="softmax$_i$(F / T)  (log scale)")
+    ax.legend(fontsize=8, loc="upper right")
+    return ax
+
+
+def off_class_table(teachers: dict, data: MultiViewData, learned, T: float):
+    """Dark knowledge, per training sample n and wrong class j != y_n: the teacher's soft label
+    softmax_j(G/T) divided by the mean soft label of the wrong classes (1 for a flat teacher),
+    with the sample's relation to class j's features: absent from X_n, present and learned by the
+    reference model (``learned`` (k, 2), e.g. member 0's learned-view map), or present and missed.
+    Returns a long DataFrame (teacher, n, j, feature of class j, ratio)."""
+    import pandas as pd
+    Z, y = _np(data.Z), _np(data.y)
+    N, k = y.shape[0], Z.shape[1]
+    present = Z > 0                                                  # (N, k, 2)
+    hit = (present & _np(learned)[None].astype(bool)).any(-1)        # (N, k)
+    cat = np.where(~present.any(-1), "absent", np.where(hit, "present, learned", "present, missed"))
+    wrong = np.ones((N, k), bool)
+    wrong[np.arange(N), y] = False
+    frames = []
+    for name, G in teachers.items():
+        p = _np(torch.softmax(torch.as_tensor(G) / T, -1))
+        ratio = p / (p * wrong).sum(-1, keepdims=True) * (k - 1)
+        n, j = np.nonzero(wrong)
+        frames.append(pd.DataFrame({"teacher": name, "n": n, "j": j, "feature of class j": cat[wrong],
+                                    "ratio": ratio[wrong]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def off_class_plot(df, ax=None, title: str = "dark knowledge: soft label of a wrong class j"):
+    """Box plot of ``off_class_table``: soft label of wrong class j relative to the mean wrong class
+    (log scale; 1 = no dark knowledge), by teacher and by whether class j's feature is in the sample."""
+    ax = _ax(ax, (8, 4))
+    order = ["absent", "present, learned", "present, missed"]
+    sns.boxplot(df, x="teacher", y="ratio", hue="feature of class j", hue_order=order, ax=ax,
+                showfliers=False, palette=["lightgrey", "tab:green", "tab:red"])
+    ax.axhline(1.0, color="k", lw=0.8, ls=":")
+    ax.set_yscale("log")
+    _plain_log_ticks(ax.yaxis)
+    ax.set(title=title, ylabel=r"softmax$_j$(G/T) / mean over wrong classes")
+    ax.legend(fontsize=8, title="feature of class j in X", title_fontsize=8, loc="upper left")
+    return ax
+
+
+def phi_scatter(phis: dict, axes=None, threshold: float = 0.5):
+    """Phi_{i,1} against Phi_{i,2} for every (model, class), one panel per group ({name: Phi (K, k, 2)}).
+    Points near an axis learned one view; points between the dashed lines (ratio >= threshold, the
+    rule of metrics.learned_views) learned both. The title gives the fraction of both-view classes."""
+    if axes is None:
+        _, axes = plt.subplots(1, len(phis), figsize=(3.2 * len(phis), 3.4), sharex=True, sharey=True)
+    axes = np.atleast_1d(axes)
+    top = max(float(_np(P).max()) for P in phis.values()) * 1.05
+    for ax, (name, Phi) in zip(axes, phis.items()):
+        P = _np(Phi).reshape(-1, 2)
+        both = float(learned_views(torch.as_tensor(Phi), threshold).all(-1).float().mean())
+        ax.scatter(P[:, 0], P[:, 1], s=14, alpha=0.6, color="tab:green")
+        for slope in (threshold, 1 / threshold):
+            ax.plot([0, top], [0, top * slope], "k--", lw=0.7)
+        ax.set(xlim=(0, top), ylim=(0, top), title=f"{name}\nboth views: {both:.0%} of classes",
+               xlabel=r"$\Phi_{i,1}$")
+    axes[0].set_ylabel(r"$\Phi_{i,2}$")
+    return axes
+
+
+def generations_plot(df, baseline: float, bound: float = 0.75, ax=None, y: str = "single_view"):
+    """Single-view test accuracy by distillation generation (born-again chain), real teacher beside
+    its flat control; ``df`` long (generation, teacher, seed, single_view). Horizontal lines: the
+    single model's mean (``baseline``) and Theorem 4's bound."""
+    ax = _ax(ax, (7, 4))
+    sns.pointplot(df, x="generation", y=y, hue="teacher", ax=ax, errorbar=("pi", 100), dodge=0.25,
+                  capsize=0.1)
+    ax.axhline(baseline, color="grey", ls="--", lw=1, label=f"single model ({baseline:.2f})")
+    ax.axhline(bound, color="tab:red", ls=":", lw=1, label=f"Theorem 4: {bound:.2f}")
+    ax.set(title="self-distillation, generation by generation", ylabel="single-view test accuracy",
+           ylim=(0, 1.02))
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def phi_growth(histories: dict, ax=None):
+    """Mean over (member, class) of the stronger and the weaker view's Phi over training, for
+    several trained models ({name: History}); the lottery shows as the two lines separating."""
+    ax = _ax(ax, (7, 4))
+    palette = sns.color_palette("tab10", len(histories))
+    for color, (name, h) in zip(palette, histories.items()):
+        Phi, step = _np(h.Phi), _np(h.step)                         # (T, K, k, 2)
+        ax.plot(step, Phi.max(-1).mean((1, 2)), color=color, lw=2, label=f"{name}: stronger view")
+        ax.plot(step, Phi.min(-1).mean((1, 2)), color=color, lw=2, ls="--", label=f"{name}: weaker view")
+    ax.set(title=r"$\Phi$ over training: max and min over the two views", xlabel="GD step",
+           ylabel=r"mean $\Phi_{i,\ell}$")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def view_response_plot(responses: dict, ax=None):
+    """How strongly class i's output responds to its own views: F_i of a probe input whose only
+    non-zero patch is v_{i,l}, for every (member, class), stronger and weaker view
+    ({name: responses (K, k, 2)}), on a symmetric log scale."""
+    import pandas as pd
+    ax = _ax(ax, (6, 4))
+    frames = []
+    for name, R in responses.items():
+        R = _np(R)
+        for view, vals in (("stronger view", R.max(-1)), ("weaker view", R.min(-1))):
+            frames.append(pd.DataFrame({"model": name, "view": view, "response": vals.ravel()}))
+    df = pd.concat(frames, ignore_index=True)
+    sns.stripplot(df, x="model", y="response", hue="view", dodge=True, ax=ax, size=4, alpha=0.6, jitter=0.25)
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set(title=r"response of $F_i$ to a patch carrying $v_{i,\ell}$", ylabel=r"$F_i$(probe)  (symlog)")
+    ax.legend(fontsize=8, loc="upper right")
+    return ax

@@ -218,3 +218,16 @@ def test_distillation_loss_picks_the_configured_form(kd):
     # an explicit form overrides the config's
     flip = "eq43" if kd == "hinton" else "hinton"
     assert_close(distillation_loss(cfg, y, G, flip)(F, slice(0, 5))[1], other(F, slice(0, 5))[1])
+
+
+def test_linearised_students_of_several_teachers_evaluate_separately(cfg, data, members):
+    """select() slices the linearised model too: each teacher's students evaluate on their own
+    features, equal to a run with that teacher alone."""
+    scfg = tiny_experiment(ntk_steps=5, record_every=0)
+    G = members.logits(data.train.X).mean(0)
+    both = train_students(scfg, data, {"a": G, "b": losses.flat_teacher(G, data.train.y)}, seed=1,
+                          linearised=True)
+    alone = train_students(scfg, data, {"b": losses.flat_teacher(G, data.train.y)}, seed=1, linearised=True)
+    for key, acc in evaluate(both["b"], data, cfg.data.mu).items():
+        assert_close(acc, evaluate(alone["b"], data, cfg.data.mu)[key])
+    assert_close(both["b"].logits(data.test_single.X), alone["b"].logits(data.test_single.X), rtol=1e-4, atol=1e-5)
