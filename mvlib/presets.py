@@ -16,12 +16,13 @@ from mvlib.model import LearnerConfig
 
 # The regime of ../shared/REPRODUCTION-NOTES.md (k = 10, d = 200, P = 16, N = 600, m = 3,
 # sigma0 = 0.04), where one model learns one view per class and the lottery shows. Steps are
-# halved against the notes' eta = 3 x 1000 by doubling eta; it stays stable and gives the same picture.
+# cut against the notes' eta = 3 x 1000 by doubling eta (eta * steps = 3600): it stays stable, gives the same
+# picture, and every member fits its training set (at 500 steps one in ten missed a sample).
 _REGIME = dict(
     data=MultiViewConfig(k=10, d=200, P=16, C_p=1, s=2.0, mu=0.1, rho=0.05, Gamma=0.2, gamma=0.01,
                          sigma_p=0.14, sigma_f=0.02, view_low=1.0, view_high=2.0, off_low=0.2, off_high=0.4),
     learner=LearnerConfig(m=3, q=4, varrho=1.0, sigma0=0.04),
-    N=600, eta=6.0, steps=500, kd="hinton", T=8.0, kd_weight=1.0, tau=0.19, eta_ratio=10.0,
+    N=600, eta=6.0, steps=600, kd="hinton", T=8.0, kd_weight=1.0, tau=0.19, eta_ratio=10.0,
     eta_ntk=32.0, ntk_steps=500, record_every=25, chunk=0)
 
 PRESETS: dict[str, ExperimentConfig] = {
