@@ -535,7 +535,8 @@ interleaved A/B runs, min / median ms of `Network.loss_and_grad`):
   33 s for the first call on this CPU, which would dominate short CI runs.
 - With torch's default 2 threads on this shared machine (load average 6-9 from other jobs), timings
   were 2-5x worse and erratic for both mvlib and the hand loop (e.g. paper N=500 K=10: 4.5 s vs 1.0 s
-  single-threaded), which is why the table above was produced with `--threads 1`.
+  single-threaded), which is why the before/after numbers in this section are single-threaded. Run
+  the benchmark on an idle machine: the load average is recorded at the top.
 """
 
 
