@@ -31,7 +31,7 @@ PRESETS: dict[str, ExperimentConfig] = {
     # flat control (measured: 0.83 against 0.86 single-view).
     "ci": ExperimentConfig(**_REGIME, n_test=1000, K=10, students=1, seeds=1),
     "book": ExperimentConfig(**_REGIME, n_test=2000, K=10, students=1, seeds=2),
-    # Larger k for a GPU. Not yet validated at this size: see the book's intro.
+    # Larger k for a GPU. A scaled-up guess, not yet validated (no GPU at hand): see the book's intro.
     "paper": ExperimentConfig(
         data=MultiViewConfig(k=30, d=400, P=24, C_p=1, s=2.0, mu=0.1, rho=0.05, Gamma=0.2, gamma=0.01,
                              sigma_p=0.1, sigma_f=0.02, view_low=1.0, view_high=2.0, off_low=0.2, off_high=0.4),
