@@ -38,14 +38,6 @@ class LearnerConfig:
         check_range("sigma0", self.sigma0, 1e-8, None)
 
 
-def _ipow(x: torch.Tensor, n: int) -> torch.Tensor:
-    """x**n for a small integer n by repeated products (several times faster than pow on CPU)."""
-    out = x
-    for _ in range(n - 1):
-        out = out * x
-    return out
-
-
 def _srelu(z: torch.Tensor, q: int, varrho: float, inplace: bool = False):
     """(ReLU~(z), ReLU~'(z)) in few passes and buffers: u = clamp(z, 0, varrho) / varrho,
     ReLU~'(z) = u^(q-1), ReLU~(z) = (varrho / q) u^(q-1) u + [z - varrho]^+.
