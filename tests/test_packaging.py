@@ -1,12 +1,27 @@
-"""environment.yml stays in step with pyproject.toml; notebooks are committed clean."""
+"""environment.yml stays in step with pyproject.toml; notebooks are committed clean, end with a
+check cell, and install mvlib from the repository _config.yml names."""
+
+import ast
+import importlib.util
 import json
 import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_set_repo_url():
+    spec = importlib.util.spec_from_file_location("set_repo_url", ROOT / "scripts/set_repo_url.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+set_repo_url = _load_set_repo_url()
 
 
 def _name(req: str) -> str:
@@ -63,8 +78,93 @@ def test_notebooks_committed_without_outputs_and_use_python3():
                 assert cell.get("execution_count") is None, f"{path.name} has execution counts"
 
 
+def _cell_code(cell: dict) -> str:
+    """A code cell's source as Python: IPython magics and shell escapes dropped."""
+    lines = "".join(cell["source"]).splitlines()
+    return "\n".join(line for line in lines if not line.lstrip().startswith(("%", "!")))
+
+
+def _names_bound(tree: ast.AST) -> set[str]:
+    """Names a piece of code assigns, imports or defines."""
+    bound = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bound.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return bound
+
+
+def computed_asserts(last_cell: str, earlier_cells: str) -> list[ast.Assert]:
+    """The ``assert`` statements of ``last_cell`` whose test reads a name the notebook computed
+    (bound in an earlier cell or in the check cell itself), so the test is not a constant."""
+    tree = ast.parse(last_cell)
+    computed = _names_bound(ast.parse(earlier_cells)) | _names_bound(tree)
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assert)
+        and any(isinstance(n, ast.Name) and n.id in computed for n in ast.walk(node.test))
+    ]
+
+
+def test_computed_asserts_rejects_constant_and_accepts_computed():
+    earlier = "acc = run()\nimport numpy as np"
+    assert not computed_asserts("assert True\nassert 1 < 2", earlier)
+    assert not computed_asserts("# assert acc > 0.9\nprint('assert')", earlier)
+    assert not computed_asserts("assert len([1]) == 1", earlier)
+    assert len(computed_asserts("assert acc > 0.9, acc", earlier)) == 1
+    assert len(computed_asserts("gain = acc - 0.5\nassert gain > 0", earlier)) == 1
+
+
 def test_every_chapter_ends_with_a_check_cell():
-    """The last code cell asserts the chapter's claim, so nbval tests the science."""
+    """The last code cell asserts the chapter's claim on values computed in this run (at least one
+    ``assert`` whose test reads a computed name), so nbval and the book build test the science."""
     for path in _notebooks():
         code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
-        assert "assert" in "".join(code[-1]["source"]), path.name
+        earlier = "\n".join(_cell_code(c) for c in code[:-1])
+        assert computed_asserts(_cell_code(code[-1]), earlier), (
+            f"{path.name}: the last code cell has no assert on a computed value"
+        )
+
+
+def test_repository_url_is_one_github_repository():
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", set_repo_url.config_url())
+
+
+@pytest.mark.parametrize("path", _notebooks(), ids=lambda p: p.name)
+def test_install_cell_installs_from_config_url(path):
+    """The Colab install cell pip-installs mvlib from _config.yml's repository.url
+    (`python scripts/set_repo_url.py` rewrites it after a change)."""
+    url = set_repo_url.config_url()
+    source = "".join(set_repo_url.install_cell(json.loads(path.read_text()))["source"])
+    assert f"@ git+{url}" in source, f"{path.name}: install cell does not install from {url}"
+    assert set_repo_url.repo_urls(source) == {url}, path.name
+
+
+@pytest.mark.parametrize("name", set_repo_url.TEXT_FILES)
+def test_readme_and_intro_point_to_config_url(name):
+    """README.md and the intro name the repository of _config.yml, and no other."""
+    text = (ROOT / name).read_text()
+    assert set_repo_url.repo_urls(text) == {set_repo_url.config_url()}, (
+        f"{name} points to {set_repo_url.repo_urls(text) or 'no repository'}; "
+        "run python scripts/set_repo_url.py"
+    )
+
+
+def test_set_repo_url_rewrites_only_the_install_cell(tmp_path):
+    """The script moves every copy to a fork's URL and leaves the rest of a notebook as it was."""
+    fork = "https://github.com/someone/fork"
+    nb_path = _notebooks()[0]
+    raw = nb_path.read_text()
+    new = json.loads(set_repo_url.rewrite_notebook(raw, fork))
+    old = json.loads(raw)
+    index = old["cells"].index(set_repo_url.install_cell(old))
+    assert f"@ git+{fork}" in "".join(new["cells"][index]["source"])
+    new["cells"][index] = old["cells"][index]
+    assert new == old
+    assert set_repo_url.rewrite_notebook(raw, set_repo_url.config_url()) == raw
+    text = "git clone https://github.com/a/b.git x && see https://a.github.io/b"
+    assert set_repo_url.repo_urls(set_repo_url.rewrite_text(text, fork)) == {fork}
