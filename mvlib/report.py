@@ -1,0 +1,297 @@
+"""The small analyses the chapters show: generator statistics measured from X (chapter 1),
+unfitted training samples and the behaviour-based learned-view map (chapter 2), dark knowledge
+per wrong class (chapter 4), the response of a class output to its own views (chapter 6).
+
+Each function is pure: tensors in, a tensor or a pandas DataFrame out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mvlib.data import MultiViewConfig, MultiViewData
+from mvlib.metrics import correct, learned_views_behaviour
+
+# Two-sided z of a 99.9% normal interval: a generator check that fails by chance once in a
+# thousand seeds, yet catches a wrong mean or frequency by a few standard errors.
+Z_CHECK = 3.29
+# Gaussian tail multiple for the largest of ~1e6 noise draws: P(|N(0,1)| > 6) ~ 2e-9 per draw.
+TAIL = 6.0
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
+
+
+# --- chapter 1: the generator, measured from X ---------------------------------------------------
+
+
+def projections(X: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    """<x_p, v_{j,l}> for every patch and feature: X (N, P, d), V (k, 2, d) -> (N, P, k, 2)."""
+    return torch.einsum("npd,jld->npjl", X, V)
+
+
+def noise_level(X: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    """Each patch's Gaussian noise level, estimated outside the span of the 2k orthonormal
+    features (Def. 3.1's xi_p): ||x_p - V^T V x_p|| / sqrt(d - 2k). X (N, P, d) -> (N, P)."""
+    Vf = V.reshape(-1, V.shape[-1])
+    resid = X - (X @ Vf.T) @ Vf
+    return resid.norm(dim=-1) / math.sqrt(Vf.shape[1] - Vf.shape[0])
+
+
+def feature_patches(X: torch.Tensor, V: torch.Tensor, sigma_f: float, sigma_p: float):
+    """Patches at the low noise level sigma_f, i.e. those that carry a feature (mvlib.data's two
+    noise levels), split at the geometric mean of the levels: X (N, P, d) -> bool (N, P)."""
+    return noise_level(X, V) < math.sqrt(sigma_f * sigma_p)
+
+
+def measured_coefficients(X: torch.Tensor, V: torch.Tensor, sigma_f: float, sigma_p: float):
+    """The coefficient sums of Def. 3.1 step 4 read back from X: each feature patch is assigned to
+    the feature it projects on most, and Zhat_{n,j,l} sums those projections (0 for a feature on
+    no patch). Includes the feature noise alpha ~ U[0, gamma] of its own patches.
+    X (N, P, d), V (k, 2, d) -> (N, k, 2)."""
+    proj = projections(X, V).flatten(2)  # (N, P, 2k)
+    top = proj.argmax(-1, keepdim=True)
+    mine = torch.zeros_like(proj, dtype=torch.bool).scatter_(-1, top, True)
+    mine &= feature_patches(X, V, sigma_f, sigma_p)[..., None]
+    return (proj * mine).sum(1).view(X.shape[0], *V.shape[:2])
+
+
+def second_feature(X: torch.Tensor, V: torch.Tensor, sigma_f: float, sigma_p: float):
+    """Largest projection of a feature patch on any feature but its own: (number of feature
+    patches,). Disjoint patches (Def. 3.1 step 2) leave only noise, at most gamma + O(sigma_f)."""
+    proj = projections(X, V).flatten(2)[feature_patches(X, V, sigma_f, sigma_p)]
+    return proj.topk(2, -1).values[:, 1]
+
+
+def wilson(successes: int, n: int, z: float = Z_CHECK) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (two-sided, z standard errors)."""
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def _uniform_row(name, values, low, high, cfg: MultiViewConfig):
+    """Mean and range of measured sums of U[low, high] draws against Def. 3.1: the mean is
+    (low + high)/2 + C_p gamma/2 (feature noise on the feature's own patches) within Z_CHECK
+    standard errors; every value within [low, high + C_p gamma] widened by
+    TAIL sigma_f sqrt(C_p)."""
+    v = _np(values).astype(float)
+    noise = cfg.sigma_f * math.sqrt(cfg.C_p)
+    mean = (low + high) / 2 + cfg.C_p * cfg.gamma / 2
+    sd = math.sqrt((high - low) ** 2 / 12 + cfg.C_p * cfg.gamma**2 / 12 + noise**2)
+    half = Z_CHECK * sd / math.sqrt(len(v))
+    lo, hi = low - TAIL * noise, high + cfg.C_p * cfg.gamma + TAIL * noise
+    return [
+        {
+            "statistic": f"{name}: mean",
+            "definition": f"{mean:.4f} ± {half:.4f}",
+            "measured": f"{v.mean():.4f} (n = {len(v)})",
+            "ok": abs(v.mean() - mean) <= half,
+        },
+        {
+            "statistic": f"{name}: range",
+            "definition": f"[{lo:.3f}, {hi:.3f}]",
+            "measured": f"[{v.min():.3f}, {v.max():.3f}]",
+            "ok": lo <= v.min() and v.max() <= hi,
+        },
+    ]
+
+
+def generator_checks(train: MultiViewData, sets: list[MultiViewData], cfg: MultiViewConfig):
+    """Def. 3.1 / 3.3 checked on what X contains, not on the generator's own record Z: features
+    orthonormal, one feature per patch, coefficient sums of every kind, the single-view fraction
+    of the training set and the off-class feature frequency (over all ``sets``). Returns a
+    DataFrame (statistic, definition, measured, ok)."""
+    V = train.V
+    gram = V.reshape(-1, V.shape[-1]) @ V.reshape(-1, V.shape[-1]).T
+    err = float((gram - torch.eye(gram.shape[0], device=gram.device)).abs().max())
+    X = torch.cat([s.X for s in sets])
+    y, single, strong = (
+        torch.cat([getattr(s, a) for s in sets]) for a in ("y", "single", "strong")
+    )
+    Zhat = measured_coefficients(X, V, cfg.sigma_f, cfg.sigma_p)
+    second = float(second_feature(X, V, cfg.sigma_f, cfg.sigma_p).max())
+    noise_bound = cfg.gamma + TAIL * cfg.sigma_f
+    rows = [
+        {
+            "statistic": "features orthonormal: max |V V^T - I|",
+            "definition": "0 (float32)",
+            "measured": f"{err:.1e}",
+            "ok": err < 1e-5,
+        },
+        {
+            "statistic": "one feature per patch: 2nd largest projection",
+            "definition": f"noise only, <= gamma + {TAIL:g} sigma_f = {noise_bound:.3f}",
+            "measured": f"{second:.3f}",
+            "ok": second <= noise_bound,
+        },
+    ]
+    n = torch.arange(len(y), device=y.device)
+    own = Zhat[n, y]  # (n, 2)
+    s_idx = single.nonzero().flatten()
+    off = torch.ones_like(Zhat, dtype=torch.bool)
+    off[n, y] = False
+    present = Zhat > 0
+    multi_off = off & ~single[:, None, None] & present
+    single_off = off & single[:, None, None] & present
+    rows += _uniform_row(
+        "multi-view, label's views", own[~single].flatten(), cfg.view_low, cfg.view_high, cfg
+    )
+    rows += _uniform_row(
+        "single-view, strong view", own[s_idx, strong[s_idx]], cfg.view_low, cfg.view_high, cfg
+    )
+    rows += _uniform_row(
+        "single-view, weak view", own[s_idx, 1 - strong[s_idx]], cfg.rho, 2 * cfg.rho, cfg
+    )
+    rows += _uniform_row(
+        "multi-view, off-class features", Zhat[multi_off], cfg.off_low, cfg.off_high, cfg
+    )
+    rows += _uniform_row(
+        "single-view, off-class features", Zhat[single_off], cfg.Gamma / 2, cfg.Gamma, cfg
+    )
+    for name, hits, total, p in (
+        ("fraction of single-view training samples", int(train.single.sum()), len(train), cfg.mu),
+        (
+            "frequency of each off-class feature",
+            int((off & present).sum()),
+            int(off.sum()),
+            cfg.s / cfg.k,
+        ),
+    ):
+        lo, hi = wilson(hits, total)
+        rows.append(
+            {
+                "statistic": name,
+                "definition": f"{p:g}",
+                "measured": f"{hits / total:.4f}, interval [{lo:.4f}, {hi:.4f}]",
+                "ok": lo <= p <= hi,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --- chapter 2: what a single model fits and learns ----------------------------------------------
+
+
+def unfitted_samples(F: torch.Tensor, data: MultiViewData, learned: torch.Tensor):
+    """Every (member, training sample) that Theorem 1's criterion calls unfitted, with whether the
+    sample is single-view and whether the member learned its strong view.
+    F (K, N, k) logits on ``data``, learned (K, k, 2) -> DataFrame (member, sample, label,
+    single-view, strong view learned); "strong view learned" is None for multi-view samples."""
+    rows = []
+    for j, n in (~correct(F, data.y)).nonzero().tolist():
+        y, single = int(data.y[n]), bool(data.single[n])
+        rows.append(
+            {
+                "member": j,
+                "sample": n,
+                "label": y,
+                "single-view": single,
+                "strong view learned": bool(learned[j, y, data.strong[n]]) if single else None,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["member", "sample", "label", "single-view", "strong view learned"]
+    )
+
+
+def split_halves(data: MultiViewData) -> tuple[MultiViewData, MultiViewData]:
+    """Even- and odd-indexed samples: one half decides which views were learned, the other is
+    scored, so the prediction does not see the samples it predicts."""
+
+    def part(s):
+        return MultiViewData(
+            data.X[s], data.y[s], data.single[s], data.strong[s], data.Z[s], data.V
+        )
+
+    return part(slice(0, None, 2)), part(slice(1, None, 2))
+
+
+def lottery_prediction(F: torch.Tensor, data: MultiViewData, level: float = 0.5):
+    """Theorem 1's single-view accuracy, from the views each member learned.
+
+    A member classifies a single-view sample exactly when it learned the sample's strong view, so
+    its single-view accuracy is the fraction c of (class, view) cells it learned: 1/2 when one
+    view per class is learned (Theorem 1), (1 + b)/2 when a fraction b of classes has both.
+    Cells are judged by behaviour (:func:`mvlib.metrics.learned_views_behaviour` at ``level``) on
+    one half of the single-view test set (``split_halves``) and the accuracy is measured on the
+    other, so the prediction never sees the samples it predicts.
+    F (K, N, k) on single-view ``data`` -> DataFrame, one row per member: both views (b),
+    predicted (c), measured, on learned, on unlearned (accuracy by whether the strong view was
+    learned)."""
+    (Fa, Fb), (da, db) = (F[:, 0::2], F[:, 1::2]), split_halves(data)
+    learned = learned_views_behaviour(Fa, da, level)                   # (K, k, 2)
+    hit = correct(Fb, db.y)                                            # (K, n)
+    known = learned[:, db.y, db.strong]                                # (K, n)
+
+    def mean(mask):
+        return ((hit & mask).sum(-1) / mask.sum(-1).clamp(min=1)).tolist()
+    return pd.DataFrame({"member": range(F.shape[0]),
+                         "both views (b)": learned.all(-1).float().mean(-1).tolist(),
+                         "predicted (c)": learned.float().mean((1, 2)).tolist(),
+                         "measured": hit.float().mean(-1).tolist(),
+                         "on learned": mean(known), "on unlearned": mean(~known)})
+
+
+# --- chapter 4: dark knowledge -------------------------------------------------------------------
+
+
+def off_class_table(teachers: dict, data: MultiViewData, learned, T: float):
+    """Dark knowledge, per training sample n and wrong class j != y_n: the teacher's soft label
+    softmax_j(G/T) divided by the mean soft label of the wrong classes (1 for a flat teacher),
+    with the sample's relation to class j's features: absent from X_n, present and learned by the
+    reference model (``learned`` (k, 2), e.g. member 0's learned-view map), or present and missed.
+    ``teachers`` {name: G (N, k)}. Returns a long DataFrame (teacher, n, j, feature of class j,
+    ratio)."""
+    Z, y = _np(data.Z), _np(data.y)
+    N, k = y.shape[0], Z.shape[1]
+    present = Z > 0  # (N, k, 2)
+    hit = (present & _np(learned)[None].astype(bool)).any(-1)  # (N, k)
+    cat = np.where(~present.any(-1), "absent", np.where(hit, "present, learned", "present, missed"))
+    wrong = np.ones((N, k), bool)
+    wrong[np.arange(N), y] = False
+    frames = []
+    for name, G in teachers.items():
+        p = _np(torch.softmax(torch.as_tensor(G) / T, -1))
+        ratio = p / (p * wrong).sum(-1, keepdims=True) * (k - 1)
+        n, j = np.nonzero(wrong)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "teacher": name,
+                    "n": n,
+                    "j": j,
+                    "feature of class j": cat[wrong],
+                    "ratio": ratio[wrong],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+# --- chapter 6: how a class output responds to its own views -------------------------------------
+
+
+def view_probes(V: torch.Tensor, P: int) -> torch.Tensor:
+    """Probe inputs (2k, P, d): probe 2i + l has v_{i,l} (coefficient 1) on patch 0, the other
+    patches empty."""
+    k, _, d = V.shape
+    probe = torch.zeros(2 * k, P, d, dtype=V.dtype, device=V.device)
+    probe[:, 0] = V.reshape(2 * k, d)
+    return probe
+
+
+def view_response(logits: Callable[[torch.Tensor], torch.Tensor], V: torch.Tensor, P: int):
+    """F_i(probe_{i,l}): how strongly class i's output responds to a patch carrying only its
+    view v_{i,l}. ``logits`` maps X (n, P, d) to (K, n, k) (e.g. ``Trained.logits``).
+    Returns (K, k, 2)."""
+    k = V.shape[0]
+    F = logits(view_probes(V, P))  # (K, 2k, k)
+    return F.view(-1, k, 2, k).diagonal(dim1=1, dim2=3).permute(0, 2, 1)
