@@ -8,10 +8,11 @@ Gradients are closed-form (Section 3.2, "Notations"):
 ``grad_{w_{i,r}} L = sum_n dL/dF_i(X_n) * sum_p ReLU~'(<w_{i,r}, x_{n,p}>) x_{n,p}``,
 which saves autograd's stored activations and runs about 5x faster.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -26,10 +27,10 @@ Loss = Callable[[torch.Tensor, slice], tuple[torch.Tensor, torch.Tensor]]
 class LearnerConfig:
     """The learner of Def. 3.4 and its initialisation w ~ N(0, sigma0^2 I) (Section 3.2)."""
 
-    m: int = 3              # neurons per class
-    q: int = 4              # smoothing power
-    varrho: float = 1.0     # smoothing threshold
-    sigma0: float = 0.04    # init scale (the paper's 1/sqrt(k) is not small next to varrho at k=10)
+    m: int = 3  # neurons per class
+    q: int = 4  # smoothing power
+    varrho: float = 1.0  # smoothing threshold
+    sigma0: float = 0.04  # init scale (the paper's 1/sqrt(k) is not small next to varrho at k=10)
 
     def __post_init__(self):
         check_range("m", self.m, 1, None, integer=True)
@@ -66,25 +67,19 @@ def smoothed_relu_and_grad(z: torch.Tensor, q: int, varrho: float):
 
 
 def smoothed_relu(z: torch.Tensor, q: int, varrho: float) -> torch.Tensor:
-    """ReLU~ of Def. 3.4: 0 for z <= 0, z^q / (q varrho^(q-1)) on [0, varrho], z - (1 - 1/q) varrho above."""
+    """ReLU~ of Def. 3.4: 0 for z <= 0, z^q / (q varrho^(q-1)) on [0, varrho],
+    z - (1 - 1/q) varrho above."""
     return _srelu(z, q, varrho)[0]
 
 
 def smoothed_relu_grad(z: torch.Tensor, q: int, varrho: float) -> torch.Tensor:
-    """ReLU~'(z) = (clamp(z, 0, varrho) / varrho)^(q-1)."""
-    u = z.clamp(0.0, varrho)
-    if varrho != 1.0:
-        u.div_(varrho)
-    if q == 1:
-        return torch.ones_like(u)
-    grad = u * u if q > 2 else u
-    for _ in range(q - 3):
-        grad.mul_(u)
-    return grad
+    """ReLU~'(z) = (clamp(z, 0, varrho) / varrho)^(q-1) of Def. 3.4."""
+    return _srelu(z, q, varrho)[1]
 
 
-def init_weights(cfg: LearnerConfig, K: int, k: int, d: int, generator: torch.Generator,
-                 device=None) -> torch.Tensor:
+def init_weights(
+    cfg: LearnerConfig, K: int, k: int, d: int, generator: torch.Generator, device=None
+) -> torch.Tensor:
     """K independent initialisations W^(0): (K, k, m, d), entries N(0, sigma0^2)."""
     check_range("K", K, 1, None, integer=True)
     W = cfg.sigma0 * torch.randn(K, k, cfg.m, d, generator=generator)
@@ -119,7 +114,7 @@ class Network:
     def __init__(self, cfg: LearnerConfig, chunk: int | None = None):
         self.cfg, self.chunk = cfg, chunk
 
-    def select(self, members: slice) -> "Network":
+    def select(self, members: slice) -> Network:
         """The learner restricted to some members (it holds no per-member state)."""
         return self
 
@@ -160,8 +155,10 @@ class Network:
         for s in self._blocks(W, X):
             Xs = X[s].reshape(-1, d)
             n = Xs.shape[0] // X.shape[1]
-            A, D = _srelu(Xs @ Wt, q, rho, inplace=True)       # (n*P, K*k*m) each, A over the pre-activations
-            value, G = loss(self._sum(A, W, n), s)              # G: (K, n, k)
+            A, D = _srelu(
+                Xs @ Wt, q, rho, inplace=True
+            )  # (n*P, K*k*m) each, A over the pre-activations
+            value, G = loss(self._sum(A, W, n), s)  # G: (K, n, k)
             # dL/dF per (sample, member, class), repeated over neurons: (n, 1, K*k*m), so the
             # broadcast multiply runs along a long contiguous axis
             Gr = G.permute(1, 0, 2).unsqueeze(-1).expand(n, K, k, m).reshape(n, 1, -1)
@@ -180,13 +177,15 @@ class Linearised:
     J: (K*k, N, m*d), one matrix per (member, class), so a step is two batched mat-vecs.
     """
 
-    def __init__(self, cfg: LearnerConfig, W0: torch.Tensor, X: torch.Tensor, chunk: int | None = None):
+    def __init__(
+        self, cfg: LearnerConfig, W0: torch.Tensor, X: torch.Tensor, chunk: int | None = None
+    ):
         self.cfg, self.W0, self.X, self.chunk = cfg, W0, X, chunk
         self.net = Network(cfg, chunk)
         self.F0 = self.net.logits(W0, X)
         self.J = self.features(X)
 
-    def select(self, members: slice) -> "Linearised":
+    def select(self, members: slice) -> Linearised:
         """The linearisations of some members only (sharing the stored features)."""
         K, k = self.W0.shape[:2]
         sub = object.__new__(Linearised)
@@ -200,7 +199,7 @@ class Linearised:
         K, k, m, d = self.W0.shape
         N = X.shape[0]
         D = smoothed_relu_grad(self.net._pre(self.W0, X), self.cfg.q, self.cfg.varrho)
-        J = torch.einsum("npj,npd->jnd", D.view(N, X.shape[1], -1), X)            # (K*k*m, N, d)
+        J = torch.einsum("npj,npd->jnd", D.view(N, X.shape[1], -1), X)  # (K*k*m, N, d)
         return J.view(K * k, m, N, d).transpose(1, 2).reshape(K * k, N, m * d)
 
     def kernel_scale(self) -> torch.Tensor:
@@ -213,7 +212,7 @@ class Linearised:
     def _apply(self, J, delta):
         """<W - W0, J> per sample: (K*k, N, m*d) x (K, k, m, d) -> (K, N, k)."""
         K, k = delta.shape[:2]
-        out = torch.bmm(delta.reshape(K * k, 1, -1), J.transpose(1, 2))      # (K*k, 1, N)
+        out = torch.bmm(delta.reshape(K * k, 1, -1), J.transpose(1, 2))  # (K*k, 1, N)
         return out.view(K, k, -1).transpose(1, 2)
 
     def logits(self, W: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
@@ -222,14 +221,16 @@ class Linearised:
         if X is self.X:
             return self.F0 + self._apply(self.J, delta)
         return self.net.logits(self.W0, X) + torch.cat(
-            [self._apply(self.features(X[s]), delta) for s in _chunks(X.shape[0], self.chunk)], 1)
+            [self._apply(self.features(X[s]), delta) for s in _chunks(X.shape[0], self.chunk)], 1
+        )
 
     def loss_and_grad(self, W: torch.Tensor, X: torch.Tensor, loss: Loss):
-        """Same contract as Network.loss_and_grad; X must be the training set the model was built on."""
+        """Same contract as Network.loss_and_grad; X must be the training set the model was
+        built on."""
         if X is not self.X:
             raise ValueError("a Linearised model trains only on the inputs it was built on")
         K, k, m, d = W.shape
         N = self.J.shape[1]
         value, G = loss(self.logits(W, X), slice(0, N))
-        grad = torch.bmm(G.transpose(1, 2).reshape(K * k, 1, N), self.J)   # (K*k, 1, m*d)
+        grad = torch.bmm(G.transpose(1, 2).reshape(K * k, 1, N), self.J)  # (K*k, 1, m*d)
         return value / N, grad.view(K, k, m, d) / N

@@ -3,6 +3,7 @@ a new figure) and returns the axes, so a notebook cell stays one call plus ``plt
 
 Needs the ``book`` extra (matplotlib, seaborn); the rest of mvlib does not import this module.
 """
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -12,6 +13,7 @@ import torch
 from matplotlib.patches import Rectangle
 
 from mvlib.data import MultiViewData
+from mvlib.metrics import learned_views
 from mvlib.model import smoothed_relu, smoothed_relu_grad
 
 VIEW_COLORS = ("tab:blue", "tab:orange")
@@ -31,18 +33,28 @@ def feature_heatmap(data: MultiViewData, index: int, ax=None, vmax: float | None
     """Which patch carries which feature (Def. 3.1): |<x_p, v_{j,l}>| for one sample, patches
     (rows) x features (columns ``j.l``), with the two views of the label y boxed in red."""
     ax = _ax(ax, (9, 4))
-    V = data.V.reshape(-1, data.V.shape[-1])                       # (2k, d)
-    M = _np((data.X[index] @ V.T).abs())                           # (P, 2k)
+    V = data.V.reshape(-1, data.V.shape[-1])  # (2k, d)
+    M = _np((data.X[index] @ V.T).abs())  # (P, 2k)
     k = data.V.shape[0]
     y = int(data.y[index])
     labels = [f"{j}.{l + 1}" for j in range(k) for l in range(2)]
-    sns.heatmap(M, ax=ax, cmap="viridis", vmin=0, vmax=vmax, xticklabels=labels,
-                cbar_kws={"label": r"$|\langle x_p, v_{j,\ell}\rangle|$"})
+    sns.heatmap(
+        M,
+        ax=ax,
+        cmap="viridis",
+        vmin=0,
+        vmax=vmax,
+        xticklabels=labels,
+        cbar_kws={"label": r"$|\langle x_p, v_{j,\ell}\rangle|$"},
+    )
     ax.add_patch(Rectangle((2 * y, 0), 2, M.shape[0], fill=False, edgecolor="red", lw=2.5))
     kind = "single-view" if bool(data.single[index]) else "multi-view"
     extra = f", strong view {int(data.strong[index]) + 1}" if bool(data.single[index]) else ""
-    ax.set(title=f"sample {index}: {kind}, label y = {y}{extra} (red box: the label's views)",
-           xlabel=r"feature $v_{j,\ell}$ (class j . view $\ell$)", ylabel="patch p")
+    ax.set(
+        title=f"sample {index}: {kind}, label y = {y}{extra} (red box: the label's views)",
+        xlabel=r"feature $v_{j,\ell}$ (class j . view $\ell$)",
+        ylabel="patch p",
+    )
     ax.tick_params(axis="x", labelsize=7, rotation=90)
     ax.tick_params(axis="y", labelsize=8, rotation=0)
     return ax
@@ -58,8 +70,11 @@ def noise_levels(sigma_hat, sigma_f: float, sigma_p: float, ax=None):
         ax.axvline(level, color="red", ls="--")
         ax.text(level, ax.get_ylim()[1] * 0.9, " " + name, color="red")
     ax.xaxis.set_minor_formatter(plt.NullFormatter())
-    ax.set(title="Gaussian noise level of each training patch", xlabel=r"$\|\xi_p\| / \sqrt{d - 2k}$",
-           ylabel="patches")
+    ax.set(
+        title="Gaussian noise level of each training patch",
+        xlabel=r"$\|\xi_p\| / \sqrt{d - 2k}$",
+        ylabel="patches",
+    )
     return ax
 
 
@@ -69,20 +84,26 @@ def smoothed_relu_plot(q: int, varrho: float, ax=None, lo: float = -0.5, hi: flo
     z = torch.linspace(lo * varrho, hi * varrho, 400)
     ax.plot(z, z.clamp(min=0), color="grey", ls=":", label="ReLU(z)")
     ax.plot(z, smoothed_relu(z, q, varrho), lw=2, label=r"$\widetilde{\mathrm{ReLU}}(z)$")
-    ax.plot(z, smoothed_relu_grad(z, q, varrho), lw=2, ls="--", label=r"$\widetilde{\mathrm{ReLU}}'(z)$")
+    ax.plot(
+        z, smoothed_relu_grad(z, q, varrho), lw=2, ls="--", label=r"$\widetilde{\mathrm{ReLU}}'(z)$"
+    )
     ax.axvline(varrho, color="k", lw=0.8, alpha=0.5)
     ax.text(varrho, ax.get_ylim()[1] * 0.92, r" $z=\varrho$", va="top")
-    ax.set(title=fr"smoothed ReLU, q = {q}, $\varrho$ = {varrho:g}", xlabel="z")
+    ax.set(title=rf"smoothed ReLU, q = {q}, $\varrho$ = {varrho:g}", xlabel="z")
     ax.legend(loc="upper left")
     return ax
 
 
 def training_curves(history, axes=None, label: str = "member"):
-    """Loss and training accuracy over GD steps for every member (History: loss, train_acc (T, K))."""
+    """Loss and training accuracy over GD steps for every member
+    (History: loss, train_acc (T, K))."""
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(11, 3.5))
     step = _np(history.step)
-    for key, ax, name in (("loss", axes[0], "training loss"), ("train_acc", axes[1], "training accuracy")):
+    for key, ax, name in (
+        ("loss", axes[0], "training loss"),
+        ("train_acc", axes[1], "training accuracy"),
+    ):
         vals = _np(getattr(history, key))
         for i in range(vals.shape[1]):
             ax.plot(step, vals[:, i], lw=1, alpha=0.7)
@@ -95,16 +116,24 @@ def phi_curves(history, member: int = 0, classes=None, ax=None):
     """Phi_{i,l}(t) = sum_r [<w_{i,r}, v_{i,l}>]^+ over training (Section 2.3) for one member:
     solid = view 1, dashed = view 2, one colour per class."""
     ax = _ax(ax, (7, 4))
-    Phi = _np(history.Phi[:, member])                              # (T, k, 2)
+    Phi = _np(history.Phi[:, member])  # (T, k, 2)
     step = _np(history.step)
     classes = range(Phi.shape[1]) if classes is None else classes
     palette = sns.color_palette("tab10", Phi.shape[1])
     for i in classes:
         for l, ls in enumerate(("-", "--")):
-            ax.plot(step, Phi[:, i, l], ls=ls, color=palette[i % len(palette)],
-                    label=f"class {i}" if l == 0 else None)
-    ax.set(title=rf"$\Phi_{{i,\ell}}(t)$ of member {member} (solid: view 1, dashed: view 2)",
-           xlabel="GD step", ylabel=r"$\Phi_{i,\ell}$")
+            ax.plot(
+                step,
+                Phi[:, i, l],
+                ls=ls,
+                color=palette[i % len(palette)],
+                label=f"class {i}" if l == 0 else None,
+            )
+    ax.set(
+        title=rf"$\Phi_{{i,\ell}}(t)$ of member {member} (solid: view 1, dashed: view 2)",
+        xlabel="GD step",
+        ylabel=r"$\Phi_{i,\ell}$",
+    )
     ax.legend(fontsize=7, ncol=2, loc="upper left")
     return ax
 
@@ -113,11 +142,19 @@ def learned_view_map(learned, ax=None, title: str = "which view each member lear
     """The learned-view map (Theorem 1's set M): members (rows) x classes (columns), coloured by
     which views Phi says the member learned (metrics.learned_views): view 1, view 2 or both."""
     ax = _ax(ax, (8, 3.5))
-    L = _np(learned).astype(int)                                   # (K, k, 2)
-    code = L[..., 0] * 1 + L[..., 1] * 2 - 1                       # 0: view 1, 1: view 2, 2: both
+    L = _np(learned).astype(int)  # (K, k, 2)
+    code = L[..., 0] * 1 + L[..., 1] * 2 - 1  # 0: view 1, 1: view 2, 2: both
     cmap = sns.color_palette([VIEW_COLORS[0], VIEW_COLORS[1], "tab:green"])
-    sns.heatmap(code, ax=ax, cmap=cmap, vmin=-0.5, vmax=2.5, linewidths=0.5, linecolor="white",
-                cbar_kws={"ticks": [0, 1, 2]})
+    sns.heatmap(
+        code,
+        ax=ax,
+        cmap=cmap,
+        vmin=-0.5,
+        vmax=2.5,
+        linewidths=0.5,
+        linecolor="white",
+        cbar_kws={"ticks": [0, 1, 2]},
+    )
     ax.collections[0].colorbar.set_ticklabels(["view 1", "view 2", "both"])
     ax.set(title=title, xlabel="class i", ylabel="member")
     return ax
@@ -128,7 +165,10 @@ def accuracy_vs_K(single_view, multi_view, coverage=None, ax=None):
     (arrays (seeds, K)), and optionally the fraction of (class, view) pairs learned by at least
     one of the first K members. Lines are means over seeds, bands their min..max."""
     ax = _ax(ax, (7, 4))
-    series = [("single-view test", single_view, "tab:red"), ("multi-view test", multi_view, "tab:blue")]
+    series = [
+        ("single-view test", single_view, "tab:red"),
+        ("multi-view test", multi_view, "tab:blue"),
+    ]
     if coverage is not None:
         series.append(("views covered (union of learned)", coverage, "tab:green"))
     for name, vals, color in series:
@@ -136,14 +176,24 @@ def accuracy_vs_K(single_view, multi_view, coverage=None, ax=None):
         K = np.arange(1, v.shape[1] + 1)
         ax.plot(K, v.mean(0), marker="o", color=color, label=name)
         ax.fill_between(K, v.min(0), v.max(0), color=color, alpha=0.2)
-    ax.set(title="ensemble of the first K members", xlabel="K (members averaged)", ylabel="accuracy / fraction",
-           ylim=(0, 1.02))
+    ax.set(
+        title="ensemble of the first K members",
+        xlabel="K (members averaged)",
+        ylabel="accuracy / fraction",
+        ylim=(0, 1.02),
+    )
     ax.legend(loc="lower right")
     return ax
 
 
-def accuracy_bars(df, ax=None, x: str = "method", y: str = "accuracy", hue: str = "test set",
-                  title: str = "accuracy by test set"):
+def accuracy_bars(
+    df,
+    ax=None,
+    x: str = "method",
+    y: str = "accuracy",
+    hue: str = "test set",
+    title: str = "accuracy by test set",
+):
     """Bar chart of a long table (one row per seed x method x test set), mean with per-seed dots."""
     ax = _ax(ax, (8, 4))
     sns.barplot(df, x=x, y=y, hue=hue, ax=ax, errorbar=None, alpha=0.8)
@@ -165,13 +215,18 @@ def average_vs_members(members, average, axes=None):
     axes[0].plot(step_m, _np(members.loss).mean(1), label="independent members (mean)")
     axes[0].plot(step_a, _np(average.loss)[:, 0], label="trained average")
     axes[0].set(title="training loss", xlabel="GD step", ylabel="loss", yscale="log")
-    Pm, Pa = members.Phi, average.Phi.sum(1)                       # (T, K, k, 2), (T, k, 2)
+    Pm, Pa = members.Phi, average.Phi.sum(1)  # (T, K, k, 2), (T, k, 2)
     bal_m = (Pm.amin(-1) / Pm.amax(-1).clamp(min=1e-12)).mean((1, 2))
     bal_a = (Pa.amin(-1) / Pa.amax(-1).clamp(min=1e-12)).mean(1)
     axes[1].plot(step_m, _np(bal_m), label="independent members (mean)")
     axes[1].plot(step_a, _np(bal_a), label="trained average")
-    axes[1].set(title=r"view balance $\min_\ell \Phi_{i,\ell} / \max_\ell \Phi_{i,\ell}$ (mean over classes)",
-                xlabel="GD step", ylabel="balance", ylim=(0, 1.02))
+    axes[1].set(
+        title=r"view balance $\min_\ell \Phi_{i,\ell} / \max_\ell \Phi_{i,\ell}$"
+        " (mean over classes)",
+        xlabel="GD step",
+        ylabel="balance",
+        ylim=(0, 1.02),
+    )
     for ax in axes:
         ax.legend(fontsize=8)
     return axes
@@ -179,19 +234,21 @@ def average_vs_members(members, average, axes=None):
 
 # --- chapters 4-6: distillation, self-distillation, NTK ------------------------------------------
 
-from mvlib.metrics import learned_views  # noqa: E402
 
 def _plain_log_ticks(axis):
     """Plain numbers (0.1, 0.5, 2) instead of powers of ten on a log-scaled axis; minor ticks are
     labelled only when the axis spans less than a decade (else they would crowd)."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
+
     fmt = FuncFormatter(lambda v, _: f"{v:.3g}")
     lo, hi = axis.get_view_interval()
     axis.set_major_formatter(fmt)
     axis.set_minor_formatter(fmt if lo > 0 and hi / lo < 10 else NullFormatter())
 
 
-def soft_labels(probs: dict, y: int, feature_class: int | None = None, ax=None, title: str = "soft labels"):
+def soft_labels(
+    probs: dict, y: int, feature_class: int | None = None, ax=None, title: str = "soft labels"
+):
     """Grouped bars of soft labels over the k classes, one group per teacher ({name: probs (k,)}).
     The label y is marked and the class of an off-class feature present in the sample is shaded."""
     ax = _ax(ax, (8, 3.5))
@@ -199,10 +256,18 @@ def soft_labels(probs: dict, y: int, feature_class: int | None = None, ax=None, 
     k = len(_np(probs[names[0]]))
     width = 0.8 / len(names)
     for n, name in enumerate(names):
-        ax.bar(np.arange(k) + (n - (len(names) - 1) / 2) * width, _np(probs[name]), width, label=name)
+        ax.bar(
+            np.arange(k) + (n - (len(names) - 1) / 2) * width, _np(probs[name]), width, label=name
+        )
     if feature_class is not None:
-        ax.axvspan(feature_class - 0.45, feature_class + 0.45, color="gold", alpha=0.25, lw=0,
-                   label=f"class {feature_class}: its feature is in X")
+        ax.axvspan(
+            feature_class - 0.45,
+            feature_class + 0.45,
+            color="gold",
+            alpha=0.25,
+            lw=0,
+            label=f"class {feature_class}: its feature is in X",
+        )
     ax.set_yscale("log")
     _plain_log_ticks(ax.yaxis)
     ax.set_xticks(range(k), [f"{i}\n(label)" if i == y else str(i) for i in range(k)])
@@ -211,37 +276,22 @@ def soft_labels(probs: dict, y: int, feature_class: int | None = None, ax=None, 
     return ax
 
 
-def off_class_table(teachers: dict, data: MultiViewData, learned, T: float):
-    """Dark knowledge, per training sample n and wrong class j != y_n: the teacher's soft label
-    softmax_j(G/T) divided by the mean soft label of the wrong classes (1 for a flat teacher),
-    with the sample's relation to class j's features: absent from X_n, present and learned by the
-    reference model (``learned`` (k, 2), e.g. member 0's learned-view map), or present and missed.
-    Returns a long DataFrame (teacher, n, j, feature of class j, ratio)."""
-    import pandas as pd
-    Z, y = _np(data.Z), _np(data.y)
-    N, k = y.shape[0], Z.shape[1]
-    present = Z > 0                                                  # (N, k, 2)
-    hit = (present & _np(learned)[None].astype(bool)).any(-1)        # (N, k)
-    cat = np.where(~present.any(-1), "absent", np.where(hit, "present, learned", "present, missed"))
-    wrong = np.ones((N, k), bool)
-    wrong[np.arange(N), y] = False
-    frames = []
-    for name, G in teachers.items():
-        p = _np(torch.softmax(torch.as_tensor(G) / T, -1))
-        ratio = p / (p * wrong).sum(-1, keepdims=True) * (k - 1)
-        n, j = np.nonzero(wrong)
-        frames.append(pd.DataFrame({"teacher": name, "n": n, "j": j, "feature of class j": cat[wrong],
-                                    "ratio": ratio[wrong]}))
-    return pd.concat(frames, ignore_index=True)
-
-
 def off_class_plot(df, ax=None, title: str = "dark knowledge: soft label of a wrong class j"):
-    """Box plot of ``off_class_table``: soft label of wrong class j relative to the mean wrong class
-    (log scale; 1 = no dark knowledge), by teacher and by whether class j's feature is in the sample."""
+    """Box plot of ``mvlib.report.off_class_table``: soft label of wrong class j relative to the
+    mean wrong class (log scale; 1 = no dark knowledge), by teacher and by whether class j's
+    feature is in the sample."""
     ax = _ax(ax, (8, 4))
     order = ["absent", "present, learned", "present, missed"]
-    sns.boxplot(df, x="teacher", y="ratio", hue="feature of class j", hue_order=order, ax=ax,
-                showfliers=False, palette=["lightgrey", "tab:green", "tab:red"])
+    sns.boxplot(
+        df,
+        x="teacher",
+        y="ratio",
+        hue="feature of class j",
+        hue_order=order,
+        ax=ax,
+        showfliers=False,
+        palette=["lightgrey", "tab:green", "tab:red"],
+    )
     ax.axhline(1.0, color="k", lw=0.8, ls=":")
     ax.set_yscale("log")
     _plain_log_ticks(ax.yaxis)
@@ -251,11 +301,14 @@ def off_class_plot(df, ax=None, title: str = "dark knowledge: soft label of a wr
 
 
 def phi_scatter(phis: dict, axes=None, threshold: float = 0.5):
-    """Phi_{i,1} against Phi_{i,2} for every (model, class), one panel per group ({name: Phi (K, k, 2)}).
-    Points near an axis learned one view; points between the dashed lines (ratio >= threshold, the
-    rule of metrics.learned_views) learned both. The title gives the fraction of both-view classes."""
+    """Phi_{i,1} against Phi_{i,2} for every (model, class), one panel per group
+    ({name: Phi (K, k, 2)}). Points near an axis learned one view; points between the dashed lines
+    (ratio >= threshold, the rule of metrics.learned_views) learned both. The title gives the
+    fraction of both-view classes."""
     if axes is None:
-        _, axes = plt.subplots(1, len(phis), figsize=(3.2 * len(phis), 3.4), sharex=True, sharey=True)
+        _, axes = plt.subplots(
+            1, len(phis), figsize=(3.2 * len(phis), 3.4), sharex=True, sharey=True
+        )
     axes = np.atleast_1d(axes)
     top = max(float(_np(P).max()) for P in phis.values()) * 1.05
     for ax, (name, Phi) in zip(axes, phis.items()):
@@ -264,8 +317,12 @@ def phi_scatter(phis: dict, axes=None, threshold: float = 0.5):
         ax.scatter(P[:, 0], P[:, 1], s=14, alpha=0.6, color="tab:green")
         for slope in (threshold, 1 / threshold):
             ax.plot([0, top], [0, top * slope], "k--", lw=0.7)
-        ax.set(xlim=(0, top), ylim=(0, top), title=f"{name}\nboth views: {both:.0%} of classes",
-               xlabel=r"$\Phi_{i,1}$")
+        ax.set(
+            xlim=(0, top),
+            ylim=(0, top),
+            title=f"{name}\nboth views: {both:.0%} of classes",
+            xlabel=r"$\Phi_{i,1}$",
+        )
     axes[0].set_ylabel(r"$\Phi_{i,2}$")
     return axes
 
@@ -275,12 +332,16 @@ def generations_plot(df, baseline: float, bound: float = 0.75, ax=None, y: str =
     its flat control; ``df`` long (generation, teacher, seed, single_view). Horizontal lines: the
     single model's mean (``baseline``) and Theorem 4's bound."""
     ax = _ax(ax, (7, 4))
-    sns.pointplot(df, x="generation", y=y, hue="teacher", ax=ax, errorbar=("pi", 100), dodge=0.25,
-                  capsize=0.1)
+    sns.pointplot(
+        df, x="generation", y=y, hue="teacher", ax=ax, errorbar=("pi", 100), dodge=0.25, capsize=0.1
+    )
     ax.axhline(baseline, color="grey", ls="--", lw=1, label=f"single model ({baseline:.2f})")
     ax.axhline(bound, color="tab:red", ls=":", lw=1, label=f"Theorem 4: {bound:.2f}")
-    ax.set(title="self-distillation, generation by generation", ylabel="single-view test accuracy",
-           ylim=(0, 1.02))
+    ax.set(
+        title="self-distillation, generation by generation",
+        ylabel="single-view test accuracy",
+        ylim=(0, 1.02),
+    )
     ax.legend(fontsize=8, loc="lower right")
     return ax
 
@@ -291,11 +352,16 @@ def phi_growth(histories: dict, ax=None):
     ax = _ax(ax, (7, 4))
     palette = sns.color_palette("tab10", len(histories))
     for color, (name, h) in zip(palette, histories.items()):
-        Phi, step = _np(h.Phi), _np(h.step)                         # (T, K, k, 2)
+        Phi, step = _np(h.Phi), _np(h.step)  # (T, K, k, 2)
         ax.plot(step, Phi.max(-1).mean((1, 2)), color=color, lw=2, label=f"{name}: stronger view")
-        ax.plot(step, Phi.min(-1).mean((1, 2)), color=color, lw=2, ls="--", label=f"{name}: weaker view")
-    ax.set(title=r"$\Phi$ over training: max and min over the two views", xlabel="GD step",
-           ylabel=r"mean $\Phi_{i,\ell}$")
+        ax.plot(
+            step, Phi.min(-1).mean((1, 2)), color=color, lw=2, ls="--", label=f"{name}: weaker view"
+        )
+    ax.set(
+        title=r"$\Phi$ over training: max and min over the two views",
+        xlabel="GD step",
+        ylabel=r"mean $\Phi_{i,\ell}$",
+    )
     ax.legend(fontsize=8)
     return ax
 
@@ -305,6 +371,7 @@ def view_response_plot(responses: dict, ax=None):
     non-zero patch is v_{i,l}, for every (member, class), stronger and weaker view
     ({name: responses (K, k, 2)}), on a symmetric log scale."""
     import pandas as pd
+
     ax = _ax(ax, (6, 4))
     frames = []
     for name, R in responses.items():
@@ -312,9 +379,14 @@ def view_response_plot(responses: dict, ax=None):
         for view, vals in (("stronger view", R.max(-1)), ("weaker view", R.min(-1))):
             frames.append(pd.DataFrame({"model": name, "view": view, "response": vals.ravel()}))
     df = pd.concat(frames, ignore_index=True)
-    sns.stripplot(df, x="model", y="response", hue="view", dodge=True, ax=ax, size=4, alpha=0.6, jitter=0.25)
+    sns.stripplot(
+        df, x="model", y="response", hue="view", dodge=True, ax=ax, size=4, alpha=0.6, jitter=0.25
+    )
     ax.set_yscale("symlog", linthresh=1e-3)
     ax.axhline(0, color="k", lw=0.6)
-    ax.set(title=r"response of $F_i$ to a patch carrying $v_{i,\ell}$", ylabel=r"$F_i$(probe)  (symlog)")
+    ax.set(
+        title=r"response of $F_i$ to a patch carrying $v_{i,\ell}$",
+        ylabel=r"$F_i$(probe)  (symlog)",
+    )
     ax.legend(fontsize=8, loc="upper right")
     return ax
