@@ -1,7 +1,11 @@
-"""Command line: ``python -m mvlib reproduce --preset book --seeds 3 --seed 0 --set k=12 --json out.json``.
+"""Command line of mvlib: reproduce the headline table, sweep a grid, manage the cache.
 
-Runs the headline experiment (every method of :data:`mvlib.experiments.METHODS`) on N data seeds
-and prints train / multi-view / single-view / overall accuracy as mean ± spread over seeds.
+- ``python -m mvlib reproduce --preset book --seeds 3 --seed 0 --set k=12 --json out.json``
+  runs every method of :data:`mvlib.experiments.METHODS` on N data seeds and prints each metric
+  (train / multi-view / single-view / overall accuracy first) as mean ± spread over seeds.
+- ``python -m mvlib sweep --preset ci --grid k=10,16 --seeds 3 --out results.csv`` runs a grid
+  of cells (:mod:`mvlib.sweep`) on serial, joblib or Dask workers, resumably, into a tidy CSV.
+- ``python -m mvlib cache info|clear`` shows or empties the cache of trained results.
 """
 from __future__ import annotations
 
@@ -10,22 +14,16 @@ import json
 import statistics
 import sys
 
+import torch
 from tqdm import tqdm
 
-from mvlib.experiments import METHODS, as_dict, progress_total, reproduce
+from mvlib import cache
+from mvlib import sweep as sw
+from mvlib.experiments import as_dict, progress_total, reproduce
 from mvlib.presets import PRESETS, get_preset
 
+# The table's first columns; any further metric reproduce returns follows them.
 COLUMNS = ("train", "multi_view", "single_view", "overall")
-
-
-def _overrides(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise ValueError(f"--set takes NAME=VALUE, got {pair!r}")
-        out[name.strip()] = value.strip()
-    return out
 
 
 def summarise(values: list[float]) -> str:
@@ -34,49 +32,124 @@ def summarise(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {spread:.3f}"
 
 
+def columns(results: dict[str, dict]) -> list[str]:
+    """The metrics the results hold: :data:`COLUMNS` first, then the others as they appear."""
+    held = dict.fromkeys(c for row in results.values() for c in row)
+    return [c for c in COLUMNS if c in held] + [c for c in held if c not in COLUMNS]
+
+
 def table(results: dict[str, dict[str, list[float]]]) -> str:
-    """The accuracy table, one row per method."""
-    head = f"{'method':<22}" + "".join(f"{c:>18}" for c in COLUMNS)
-    rows = [f"{m:<22}" + "".join(f"{summarise(results[m][c]):>18}" for c in COLUMNS) for m in results]
+    """The accuracy table, one row per method, one column per metric."""
+    cols = columns(results)
+    head = f"{'method':<22}" + "".join(f"{c:>18}" for c in cols)
+    rows = [f"{m:<22}" + "".join(f"{summarise(results[m][c]):>18}" for c in cols)
+            for m in results]
     return "\n".join([head, "-" * len(head), *rows])
 
 
-def run_reproduce(preset: str, seeds: int, seed: int, overrides: dict, show_progress: bool = True) -> dict:
-    """The JSON document: {"preset", "config", "results": {METHOD: {column: [one per seed]}}}."""
+def run_reproduce(preset: str, seeds: int, seed: int, overrides: dict,
+                  show_progress: bool = True) -> dict:
+    """The JSON document: {"preset", "config", "seeds", "results": {METHOD: {metric: [one per
+    seed]}}}, metrics in :func:`columns` order."""
     cfg = get_preset(preset, **overrides)
-    results = {m: {c: [] for c in COLUMNS} for m in METHODS}
+    runs = []
     with tqdm(total=seeds * progress_total(cfg), desc=f"{preset} x{seeds} seeds", unit="step",
               disable=not show_progress, file=sys.stderr) as bar:
         for s in range(seed, seed + seeds):
-            for m, row in reproduce(cfg, s, progress=bar.update).items():
-                for c in COLUMNS:
-                    results[m][c].append(row[c])
-    return {"preset": preset, "config": as_dict(cfg), "seeds": list(range(seed, seed + seeds)), "results": results}
+            runs.append(reproduce(cfg, s, progress=bar.update))
+    cols = columns(runs[0])
+    results = {m: {c: [run[m][c] for run in runs] for c in cols} for m in runs[0]}
+    return {"preset": preset, "config": as_dict(cfg), "seeds": list(range(seed, seed + seeds)),
+            "results": results}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mvlib", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m mvlib", description=__doc__.splitlines()[0])
+    sub = top.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="run every method of the headline table and print it")
-    rep.add_argument("--preset", default="book", choices=sorted(PRESETS))
+    _common(rep)
     rep.add_argument("--seeds", type=int, default=1, help="number of data seeds (default 1)")
-    rep.add_argument("--seed", type=int, default=0, help="first data seed (default 0)")
-    rep.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                     help="override a preset parameter; repeatable")
     rep.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+    rep.add_argument("--threads", type=int, metavar="N",
+                     help="torch threads (default: torch's, one per core; 1 on a busy machine)")
     rep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    args = parser.parse_args(argv)
+
+    swp = sub.add_parser(
+        "sweep", help="run a grid of (grid point, seed) cells into a tidy, resumable CSV",
+        description="Run reproduce on every (grid point, seed) cell, one torch thread per cell, "
+                    "appending each finished cell to --out; rerun the same command to resume.")
+    _common(swp)
+    swp.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
+                     help="values of one parameter; the grid is the product of every --grid")
+    swp.add_argument("--seeds", type=int, default=1, help="data seeds per grid point (default 1)")
+    swp.add_argument("--methods", metavar="M1,M2,...",
+                     help="methods of reproduce to run (default: all); only what they need is "
+                          "trained")
+    swp.add_argument("--backend", choices=sw.BACKENDS, default="joblib",
+                     help="serial: in-process; joblib: local worker processes (default); dask: a "
+                          "Dask cluster (--scheduler) or a local one (needs the cluster extra)")
+    swp.add_argument("--workers", type=int, metavar="N",
+                     help="worker processes for joblib or a local Dask cluster (default: cores)")
+    swp.add_argument("--scheduler", metavar="ADDRESS",
+                     help="Dask scheduler address, e.g. tcp://host:8786 (--backend dask)")
+    swp.add_argument("--out", required=True, metavar="PATH", help="the CSV to write or resume")
+    swp.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    cch = sub.add_parser("cache", help="show or clear the cache of trained results "
+                                       "(directory: $MVLIB_CACHE, default ~/.cache/mvlib)")
+    cch.add_argument("action", choices=("info", "clear"))
+    return top
+
+
+def _common(p: argparse.ArgumentParser):
+    p.add_argument("--preset", default="book", choices=sorted(PRESETS))
+    p.add_argument("--seed", type=int, default=0, help="first data seed (default 0)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a preset parameter; repeatable")
+
+
+def _reproduce(args) -> int:
     if args.seeds < 1:
-        parser.error(f"--seeds must be an integer >= 1, got {args.seeds}")
-    try:
-        doc = run_reproduce(args.preset, args.seeds, args.seed, _overrides(args.set), not args.no_progress)
-    except ValueError as e:
-        parser.error(str(e))
+        raise ValueError(f"--seeds must be an integer >= 1, got {args.seeds}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be an integer >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    doc = run_reproduce(args.preset, args.seeds, args.seed, sw.parse_pairs(args.set, "--set"),
+                        not args.no_progress)
     print(table(doc["results"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=2)
     return 0
+
+
+def _sweep(args) -> int:
+    p = sw.plan(args.preset, sw.parse_grid(args.grid), sw.parse_pairs(args.set, "--set"),
+                args.seeds, args.seed, sw.parse_methods(args.methods))
+    done = sw.sweep(p, args.out, args.backend, args.workers, args.scheduler, not args.no_progress)
+    print(f"{done} cells computed, {len(p.cells) - done} already in {args.out}; "
+          f"{len(p.cells)} cells x {len(p.methods)} methods")
+    return 0
+
+
+def _cache(args) -> int:
+    if args.action == "clear":
+        where = cache.location()
+        print(f"removed {cache.clear()} cached results from {where}")
+    else:
+        print(json.dumps(cache.info(), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    top = parser()
+    args = top.parse_args(argv)
+    command = {"reproduce": _reproduce, "sweep": _sweep, "cache": _cache}[args.command]
+    try:
+        return command(args)
+    except (ValueError, ImportError) as e:
+        top.error(str(e))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from mvlib.__main__ import COLUMNS, main, summarise
 from mvlib.experiments import METHODS
 
 TINY = ["--set", "k=4", "--set", "d=24", "--set", "P=8", "--set", "N=60", "--set", "n_test=40",
-        "--set", "K=2", "--set", "steps=20", "--set", "ntk_steps=10", "--set", "students=1"]
+        "--set", "K=2", "--set", "steps=20", "--set", "ntk_steps=10", "--set", "students=1", "--set", "sd_steps=10"]
 
 
 def test_reproduce_writes_stable_json(tmp_path, capsys):
