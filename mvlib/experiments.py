@@ -10,16 +10,25 @@ from typing import Callable
 
 import torch
 
-from mvlib import losses
+from mvlib import losses, teachers
 from mvlib._validate import check_range
 from mvlib.data import MultiViewConfig, MultiViewData, features, sample
-from mvlib.metrics import accuracy, overall
+from mvlib.cache import cached
+from mvlib.metrics import accuracy, learned_views_behaviour, overall
 from mvlib.model import LearnerConfig, Linearised, Network, init_weights
 from mvlib.train import History, gradient_descent
 
-METHODS = ("single", "ensemble", "distill", "distill_control", "self_distill", "self_distill_control",
-           "train_average", "ntk_single", "ntk_ensemble", "ntk_train_average", "ntk_distill")
+METHODS = (
+    "single", "ensemble",
+    "distill", "distill_control", "distill_onehot", "distill_permuted",
+    "self_distill", "self_distill_control", "self_distill_onehot", "self_distill_permuted",
+    "self_distill_continue", "self_distill_scratch",
+    "train_average", "train_sum",
+    "ntk_single", "ntk_ensemble", "ntk_train_average",
+    "ntk_distill", "ntk_distill_control", "ntk_distill_onehot", "ntk_distill_permuted")
 KD_FORMS = ("hinton", "eq43")
+# target suffix of mvlib.teachers -> method suffix
+_TARGET_METHOD = {"": "", "_control": "_control", "_onehot": "_onehot", "_permuted": "_permuted"}
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,10 @@ class ExperimentConfig:
     kd_weight: float = 1.0      # weight of the T^2 KL term beside cross-entropy
     tau: float = 0.19           # eq. (4.2) truncation scale, 1/ln^2(k) at k = 10
     eta_ratio: float = 10.0     # eta'/eta of eq. (4.3)
-    students: int = 2           # students per teacher (paired inits across teacher and control)
+    teacher_scale: float = 1.0  # eq. (4.1)'s Theta~(1) factor on the teacher of eq. (4.3)
+    students: int = 2           # students per teacher (paired inits across teacher and controls)
+    sd_kd: str = "eq43"         # self-distillation form (Theorem 4's objective is eq. 4.3)
+    sd_steps: int = 600         # T': distillation steps after the student's own T = steps
     eta_ntk: float = 32.0       # NTK step, in units of 1 / (mean tangent-kernel diagonal)
     ntk_steps: int = 500
     record_every: int = 50
@@ -58,7 +70,11 @@ class ExperimentConfig:
         check_range("kd_weight", self.kd_weight, 0.0, None)
         check_range("tau", self.tau, 1e-6, None)
         check_range("eta_ratio", self.eta_ratio, 0.0, None)
+        check_range("teacher_scale", self.teacher_scale, 1e-3, None)
         check_range("students", self.students, 1, None, integer=True)
+        if self.sd_kd not in KD_FORMS:
+            raise ValueError(f"sd_kd must be one of {KD_FORMS}, got {self.sd_kd!r}")
+        check_range("sd_steps", self.sd_steps, 0, None, integer=True)
         check_range("eta_ntk", self.eta_ntk, 1e-12, None)
         check_range("ntk_steps", self.ntk_steps, 0, None, integer=True)
         check_range("record_every", self.record_every, 0, None, integer=True)
@@ -117,7 +133,8 @@ def rng(seed: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 7919 + stream)
 
 
-STREAM_DATA, STREAM_MEMBERS, STREAM_STUDENTS, STREAM_AVERAGE, STREAM_NTK_STUDENTS = range(5)
+(STREAM_DATA, STREAM_MEMBERS, STREAM_STUDENTS, STREAM_AVERAGE, STREAM_NTK_STUDENTS, STREAM_SUM,
+ STREAM_PERMUTE) = range(7)
 
 
 @dataclass
@@ -162,10 +179,13 @@ class Trained:
 
 
 def scores(F_train, F_multi, F_single, data: Data, mu: float) -> dict[str, torch.Tensor]:
-    """Per-member accuracies: train, multi-view test, single-view test, overall on D."""
+    """Per-member accuracies (train, multi-view test, single-view test, overall on D) and
+    ``both_views``: the fraction of classes whose two views the model learned, judged by its
+    behaviour on single-view test data (:func:`mvlib.metrics.learned_views_behaviour`)."""
     mv, sv = accuracy(F_multi, data.test_multi.y), accuracy(F_single, data.test_single.y)
+    both = learned_views_behaviour(F_single, data.test_single).all(-1).float().mean(-1)
     return {"train": accuracy(F_train, data.train.y), "multi_view": mv, "single_view": sv,
-            "overall": overall(mv, sv, mu)}
+            "overall": overall(mv, sv, mu), "both_views": both}
 
 
 def evaluate(trained: Trained, data: Data, mu: float, ensemble: bool = False) -> dict[str, torch.Tensor]:
@@ -176,14 +196,18 @@ def evaluate(trained: Trained, data: Data, mu: float, ensemble: bool = False) ->
     return scores(*Fs, data, mu)
 
 
-def _train(cfg, model, W0, data, loss, eta, steps, progress):
+# ----------------------------------------------------------------------------- trainers
+# Each takes the data and returns a Trained; the cached units below compose them per (cfg, seed).
+
+def _train(cfg, model, W0, data, loss, eta, steps, progress=None):
     W, hist = gradient_descent(model, W0, data.train.X, data.train.y, loss, eta, steps, V=data.V,
                                record_every=cfg.record_every, progress=progress)
     return Trained(model, W0, W, hist)
 
 
-def _init(cfg: ExperimentConfig, K: int, seed: int, stream: int, device):
-    return init_weights(cfg.learner, K, cfg.data.k, cfg.data.d, rng(seed, stream), device)
+def _init(cfg: ExperimentConfig, K: int, seed: int, stream: int, device, m: int | None = None):
+    learner = cfg.learner if m is None else replace(cfg.learner, m=m)
+    return init_weights(learner, K, cfg.data.k, cfg.data.d, rng(seed, stream), device)
 
 
 def train_ensemble(cfg: ExperimentConfig, data: Data, seed: int, K: int | None = None,
@@ -198,13 +222,25 @@ def train_ensemble(cfg: ExperimentConfig, data: Data, seed: int, K: int | None =
 
 def train_average(cfg: ExperimentConfig, data: Data, seed: int, K: int | None = None,
                   progress: Callable | None = None, linearised: bool = False) -> Trained:
-    """One model F = (1/K) sum_l f_l trained jointly from scratch (Message 4). The step is K * eta
-    so each member moves as fast as a single model at the same loss gradient."""
+    """One model F = (1/K) sum_l f_l trained jointly from scratch. The step is K * eta so each
+    member moves as fast as a single model at the same loss gradient: each member keeps playing
+    its own lottery, so this is an ensemble trained in parallel."""
     K = K or cfg.K
     W0 = _init(cfg, K, seed, STREAM_AVERAGE, data.train.X.device)
     model, eta, steps = _learner(cfg, W0, data, linearised)
     return _train(cfg, model, W0, data, losses.averaged(losses.cross_entropy(data.train.y), K),
                   K * eta, steps, progress)
+
+
+def train_sum(cfg: ExperimentConfig, data: Data, seed: int, K: int | None = None,
+              progress: Callable | None = None) -> Trained:
+    """The unscaled sum F = sum_l f_l of K members trained jointly with step eta (the paper's
+    Figure 6, "train sum_l f_l", the form Message 4 is about): one network of K * m neurons per
+    class, i.e. a single model of width K * m."""
+    K = K or cfg.K
+    W0 = _init(cfg, K, seed, STREAM_SUM, data.train.X.device)
+    return _train(cfg, Network(cfg.learner, cfg.chunk), W0, data,
+                  losses.summed(losses.cross_entropy(data.train.y), K), cfg.eta, cfg.steps, progress)
 
 
 def _learner(cfg, W0, data, linearised):
@@ -222,11 +258,14 @@ def train_linearised(cfg: ExperimentConfig, data: Data, W0: torch.Tensor,
     return _train(cfg, model, W0, data, losses.cross_entropy(data.train.y), eta, steps, progress)
 
 
-def distillation_loss(cfg: ExperimentConfig, y: torch.Tensor, G: torch.Tensor, kd: str | None = None):
-    """The distillation objective towards teacher logits G: eq. (4.3) or Hinton's form."""
+def distillation_loss(cfg: ExperimentConfig, y: torch.Tensor, G: torch.Tensor, kd: str | None = None,
+                      weight=1.0):
+    """The distillation objective towards teacher logits G: eq. (4.3) (teacher scaled by
+    ``cfg.teacher_scale``) or Hinton's form. ``weight`` (a number or one per member) multiplies
+    the distillation term; 0 leaves cross-entropy alone."""
     if (kd or cfg.kd) == "eq43":
-        return losses.distill_eq43(y, G, cfg.tau, cfg.eta_ratio)
-    return losses.distill_hinton(y, G, cfg.T, cfg.kd_weight)
+        return losses.distill_eq43(y, G, cfg.tau, cfg.eta_ratio * weight, cfg.teacher_scale)
+    return losses.distill_hinton(y, G, cfg.T, cfg.kd_weight * weight)
 
 
 def train_students(cfg: ExperimentConfig, data: Data, teachers: dict[str, torch.Tensor], seed: int,
@@ -234,49 +273,275 @@ def train_students(cfg: ExperimentConfig, data: Data, teachers: dict[str, torch.
                    progress: Callable | None = None) -> dict[str, Trained]:
     """cfg.students fresh students per teacher (logits on the training set, (N, k)), all trained
     in one batch. Students of different teachers share their initialisations, so a teacher and
-    its control are compared on the same students (paired)."""
+    its controls are compared on the same students (paired)."""
     S, names = cfg.students, list(teachers)
     device = data.train.X.device
-    W0 = _init(cfg, S, seed, STREAM_NTK_STUDENTS if linearised else STREAM_STUDENTS, device).repeat(len(names), 1, 1, 1)
+    W0 = _init(cfg, S, seed, STREAM_NTK_STUDENTS if linearised else STREAM_STUDENTS, device)
+    W0 = W0.repeat(len(names), 1, 1, 1)
     G = torch.cat([teachers[n].expand(S, -1, -1) for n in names])
     model, eta, steps = _learner(cfg, W0, data, linearised)
-    trained = _train(cfg, model, W0, data, distillation_loss(cfg, data.train.y, G, kd), eta, steps, progress)
+    trained = _train(cfg, model, W0, data, distillation_loss(cfg, data.train.y, G, kd), eta, steps,
+                     progress)
     return {n: trained.select(slice(j * S, (j + 1) * S)) for j, n in enumerate(names)}
 
 
-def with_control(teachers: dict[str, torch.Tensor], y: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Each teacher beside its flat control (``NAME_control``: no dark knowledge)."""
-    out = {}
-    for name, G in teachers.items():
-        out[name], out[f"{name}_control"] = G, losses.flat_teacher(G, y)
-    return out
+def continue_students(cfg: ExperimentConfig, data: Data, W: torch.Tensor,
+                      teachers: dict[str, torch.Tensor | None], kd: str | None = None,
+                      progress: Callable | None = None) -> dict[str, Trained]:
+    """Phase two of self-distillation (Theorem 4): the trained students W (S, k, m, d) continue
+    for cfg.sd_steps steps, once per teacher, all in one batch; a teacher of None continues on
+    cross-entropy alone (the baseline that separates more training from distillation)."""
+    S, names = W.shape[0], list(teachers)
+    y = data.train.y
+    none = torch.zeros(len(y), cfg.data.k, device=W.device)          # ignored: weight 0
+    G = torch.cat([(none if teachers[n] is None else teachers[n]).expand(S, -1, -1) for n in names])
+    weight = torch.cat([torch.full((S,), float(teachers[n] is not None)) for n in names]).to(W.device)
+    trained = _train(cfg, Network(cfg.learner, cfg.chunk), W.repeat(len(names), 1, 1, 1), data,
+                     distillation_loss(cfg, y, G, kd or cfg.sd_kd, weight), cfg.eta, cfg.sd_steps,
+                     progress)
+    return {n: trained.select(slice(j * S, (j + 1) * S)) for j, n in enumerate(names)}
 
 
-def reproduce(cfg: ExperimentConfig, seed: int, device=None, progress: Callable | None = None) -> dict:
-    """Every method of the headline table on data seed ``seed``:
-    ``{method: {"train", "multi_view", "single_view", "overall"}}`` (floats; members averaged)."""
+def distill_targets(G: torch.Tensor, y: torch.Tensor, prefix: str, seed: int) -> dict[str, torch.Tensor]:
+    """The real teacher G (N, k) and its three controls, named ``prefix + suffix``."""
+    return {prefix + suffix: T for suffix, T in
+            teachers.targets(G, y, rng(seed, STREAM_PERMUTE)).items()}
+
+
+# ----------------------------------------------------------------------------- cached units
+# One unit per trained artefact, cached on (the config fields it depends on, seed). Fields it does
+# not depend on are reset to their defaults in the key, so e.g. every temperature of a sweep
+# reuses the same trained ensemble. Each returns Runs on the CPU; the public functions rebuild
+# the learner on the current device.
+
+_TRAIN_FIELDS = ("data", "learner", "N", "eta", "steps", "record_every", "chunk")
+_KD_FIELDS = ("kd", "T", "kd_weight", "tau", "eta_ratio", "teacher_scale", "students")
+_UNIT_FIELDS = {
+    "members": _TRAIN_FIELDS + ("K",),
+    "distill": _TRAIN_FIELDS + ("K",) + _KD_FIELDS,
+    "self_distill": _TRAIN_FIELDS + ("K",) + _KD_FIELDS + ("sd_kd", "sd_steps"),
+    "scratch": _TRAIN_FIELDS + ("K",) + _KD_FIELDS + ("sd_kd",),
+    "average": _TRAIN_FIELDS + ("K",),
+    "sum": _TRAIN_FIELDS + ("K",),
+    "ntk": ("data", "learner", "N", "K", "eta_ntk", "ntk_steps", "record_every", "chunk"),
+    "ntk_average": ("data", "learner", "N", "K", "eta_ntk", "ntk_steps", "record_every", "chunk"),
+    "ntk_distill": ("data", "learner", "N", "K", "eta_ntk", "ntk_steps", "record_every", "chunk")
+    + _KD_FIELDS,
+}
+_DEFAULT = None
+
+
+def unit_key(cfg: ExperimentConfig, unit: str) -> ExperimentConfig:
+    """cfg with every field that ``unit`` does not depend on reset to its default."""
+    global _DEFAULT
+    _DEFAULT = _DEFAULT or ExperimentConfig()
+    keep = _UNIT_FIELDS[unit]
+    return replace(cfg, **{f.name: getattr(_DEFAULT, f.name) for f in fields(cfg) if f.name not in keep})
+
+
+@dataclass
+class Run:
+    """What the cache stores of a Trained: weights and history on the CPU."""
+
+    W0: torch.Tensor
+    W: torch.Tensor
+    history: History
+
+    @staticmethod
+    def of(t: Trained) -> "Run":
+        return Run(t.W0.cpu(), t.W.cpu(), t.history)
+
+
+def _runs(d: dict[str, Trained]) -> dict[str, Run]:
+    return {n: Run.of(t) for n, t in d.items()}
+
+
+@cached
+def _members_unit(cfg, seed):
+    return Run.of(train_ensemble(cfg, make_data(cfg, seed), seed))
+
+
+@cached
+def _distill_unit(cfg, seed):
+    data = make_data(cfg, seed)
+    G = _network(cfg, _members_unit(unit_key(cfg, "members"), seed), data).logits(data.train.X).mean(0)
+    return _runs(train_students(cfg, data, distill_targets(G, data.train.y, "distill", seed), seed))
+
+
+def _check_self_distill(cfg):
+    if cfg.K < cfg.students + 1:
+        raise ValueError(f"K must be >= students + 1 = {cfg.students + 1} for self-distillation "
+                         f"(member 0 teaches, members 1..students learn), got K={cfg.K}")
+
+
+@cached
+def _self_distill_unit(cfg, seed):
+    _check_self_distill(cfg)
+    data = make_data(cfg, seed)
+    members = _network(cfg, _members_unit(unit_key(cfg, "members"), seed), data)
+    G = members.logits(data.train.X)[0]
+    targets = distill_targets(G, data.train.y, "self_distill", seed)
+    students = members.W[1:cfg.students + 1]
+    return _runs(continue_students(cfg, data, students, {**targets, "self_distill_continue": None}))
+
+
+@cached
+def _scratch_unit(cfg, seed):
+    _check_self_distill(cfg)
+    data = make_data(cfg, seed)
+    G = _network(cfg, _members_unit(unit_key(cfg, "members"), seed), data).logits(data.train.X)[0]
+    return _runs(train_students(cfg, data, {"self_distill_scratch": G}, seed, kd=cfg.sd_kd))
+
+
+@cached
+def _average_unit(cfg, seed):
+    return Run.of(train_average(cfg, make_data(cfg, seed), seed))
+
+
+@cached
+def _sum_unit(cfg, seed):
+    return Run.of(train_sum(cfg, make_data(cfg, seed), seed))
+
+
+@cached
+def _ntk_unit(cfg, seed):
+    data = make_data(cfg, seed)
+    return Run.of(train_linearised(cfg, data, _init(cfg, cfg.K, seed, STREAM_MEMBERS, data.train.X.device)))
+
+
+@cached
+def _ntk_average_unit(cfg, seed):
+    return Run.of(train_average(cfg, make_data(cfg, seed), seed, linearised=True))
+
+
+@cached
+def _ntk_distill_unit(cfg, seed):
+    data = make_data(cfg, seed)
+    G = _linearised(cfg, _ntk_unit(unit_key(cfg, "ntk"), seed), data).logits(data.train.X).mean(0)
+    return _runs(train_students(cfg, data, distill_targets(G, data.train.y, "ntk_distill", seed), seed,
+                                linearised=True))
+
+
+def _network(cfg, run: Run, data: Data) -> Trained:
+    dev = data.train.X.device
+    return Trained(Network(cfg.learner, cfg.chunk), run.W0.to(dev), run.W.to(dev), run.history)
+
+
+def _linearised(cfg, run: Run, data: Data) -> Trained:
+    dev = data.train.X.device
+    W0 = run.W0.to(dev)
+    return Trained(Linearised(cfg.learner, W0, data.train.X, cfg.chunk), W0, run.W.to(dev), run.history)
+
+
+def members(cfg: ExperimentConfig, seed: int, data: Data | None = None) -> Trained:
+    """The K trained members of seed (cached): the single models and the ensemble's members."""
+    return _network(cfg, _members_unit(unit_key(cfg, "members"), seed), data or make_data(cfg, seed))
+
+
+def distill_students(cfg: ExperimentConfig, seed: int, data: Data | None = None) -> dict[str, Trained]:
+    """cfg.students students of the ensemble per target (cached): ``distill`` (the real teacher),
+    ``distill_control`` (flat), ``distill_onehot``, ``distill_permuted``; paired inits."""
+    data = data or make_data(cfg, seed)
+    return {n: _network(cfg, r, data) for n, r in _distill_unit(unit_key(cfg, "distill"), seed).items()}
+
+
+def self_distill_students(cfg: ExperimentConfig, seed: int, data: Data | None = None) -> dict[str, Trained]:
+    """Two-phase self-distillation (Theorem 4, cached): members 1..students, each trained on its
+    own for T = cfg.steps, continue cfg.sd_steps steps toward member 0 with cfg.sd_kd:
+    ``self_distill`` (real teacher), ``_control``, ``_onehot``, ``_permuted``, and
+    ``self_distill_continue`` (cross-entropy alone)."""
+    data = data or make_data(cfg, seed)
+    units = _self_distill_unit(unit_key(cfg, "self_distill"), seed)
+    return {n: _network(cfg, r, data) for n, r in units.items()}
+
+
+def scratch_students(cfg: ExperimentConfig, seed: int, data: Data | None = None) -> Trained:
+    """Born-again students (cached): fresh models distilled from member 0 with cfg.sd_kd."""
+    data = data or make_data(cfg, seed)
+    run = _scratch_unit(unit_key(cfg, "scratch"), seed)["self_distill_scratch"]
+    return _network(cfg, run, data)
+
+
+def trained_average(cfg: ExperimentConfig, seed: int, data: Data | None = None,
+                    linearised: bool = False) -> Trained:
+    """:func:`train_average`, cached (network or NTK)."""
+    data = data or make_data(cfg, seed)
+    if linearised:
+        return _linearised(cfg, _ntk_average_unit(unit_key(cfg, "ntk_average"), seed), data)
+    return _network(cfg, _average_unit(unit_key(cfg, "average"), seed), data)
+
+
+def trained_sum(cfg: ExperimentConfig, seed: int, data: Data | None = None) -> Trained:
+    """:func:`train_sum`, cached."""
+    return _network(cfg, _sum_unit(unit_key(cfg, "sum"), seed), data or make_data(cfg, seed))
+
+
+def ntk_members(cfg: ExperimentConfig, seed: int, data: Data | None = None) -> Trained:
+    """The K members linearised at their own initialisation and trained (cached)."""
+    return _linearised(cfg, _ntk_unit(unit_key(cfg, "ntk"), seed), data or make_data(cfg, seed))
+
+
+def ntk_students(cfg: ExperimentConfig, seed: int, data: Data | None = None) -> dict[str, Trained]:
+    """Linearised students of the NTK ensemble per target (cached), as distill_students."""
+    data = data or make_data(cfg, seed)
+    return {n: _linearised(cfg, r, data)
+            for n, r in _ntk_distill_unit(unit_key(cfg, "ntk_distill"), seed).items()}
+
+
+# ----------------------------------------------------------------------------- the headline
+
+_METHOD_UNIT = {"single": "members", "ensemble": "members", "train_average": "average",
+                "train_sum": "sum", "self_distill_scratch": "scratch", "ntk_single": "ntk",
+                "ntk_ensemble": "ntk", "ntk_train_average": "ntk_average"}
+
+
+def method_unit(method: str) -> str:
+    """The cached unit that trains ``method``."""
+    if method in _METHOD_UNIT:
+        return _METHOD_UNIT[method]
+    for prefix in ("ntk_distill", "self_distill", "distill"):
+        if method.startswith(prefix):
+            return prefix
+    raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+
+
+def _unit_steps(cfg: ExperimentConfig, unit: str) -> int:
+    return {"self_distill": cfg.sd_steps, "ntk": cfg.ntk_steps, "ntk_average": cfg.ntk_steps,
+            "ntk_distill": cfg.ntk_steps}.get(unit, cfg.steps)
+
+
+def progress_total(cfg: ExperimentConfig, methods=METHODS) -> int:
+    """GD steps ``reproduce`` runs for these methods (for a progress bar)."""
+    return sum(_unit_steps(cfg, u) for u in {method_unit(m) for m in methods})
+
+
+def reproduce(cfg: ExperimentConfig, seed: int, device=None, progress: Callable | None = None,
+              methods=None) -> dict:
+    """The methods of the headline table (default: all of METHODS) on data seed ``seed``:
+    ``{method: {"train", "multi_view", "single_view", "overall", "both_views"}}`` (floats;
+    members averaged). Trains only the units those methods need, each cached on disk."""
+    methods = tuple(METHODS if methods is None else methods)
+    units = {method_unit(m) for m in methods}       # raises on an unknown method
     data = make_data(cfg, seed, device)
-    mu = cfg.data.mu
-    res = {}
-    members = train_ensemble(cfg, data, seed, progress=progress)
-    res["single"], res["ensemble"] = evaluate(members, data, mu), evaluate(members, data, mu, ensemble=True)
-    X = data.train.X
-    teachers = with_control({"distill": members.logits(X).mean(0), "self_distill": members.logits(X)[0]},
-                            data.train.y)
-    for name, st in train_students(cfg, data, teachers, seed, progress=progress).items():
-        res[name] = evaluate(st, data, mu)
-    res["train_average"] = evaluate(train_average(cfg, data, seed, progress=progress), data, mu, ensemble=True)
-
-    ntk = train_linearised(cfg, data, members.W0, progress)
-    res["ntk_single"], res["ntk_ensemble"] = evaluate(ntk, data, mu), evaluate(ntk, data, mu, ensemble=True)
-    res["ntk_train_average"] = evaluate(train_average(cfg, data, seed, progress=progress, linearised=True),
-                                        data, mu, ensemble=True)
-    ntk_students = train_students(cfg, data, {"ntk_distill": ntk.logits(X).mean(0)}, seed, linearised=True,
-                                  progress=progress)
-    res["ntk_distill"] = evaluate(ntk_students["ntk_distill"], data, mu)
-    return {m: {key: float(v.mean()) for key, v in res[m].items()} for m in METHODS}
-
-
-def progress_total(cfg: ExperimentConfig) -> int:
-    """GD steps ``reproduce`` runs (for a progress bar)."""
-    return 3 * cfg.steps + 3 * cfg.ntk_steps
+    mu, res = cfg.data.mu, {}
+    for unit in [u for u in _UNIT_FIELDS if u in units]:
+        if unit == "members":
+            m = members(cfg, seed, data)
+            res["single"], res["ensemble"] = evaluate(m, data, mu), evaluate(m, data, mu, ensemble=True)
+        elif unit == "ntk":
+            m = ntk_members(cfg, seed, data)
+            res["ntk_single"], res["ntk_ensemble"] = evaluate(m, data, mu), evaluate(m, data, mu, ensemble=True)
+        elif unit in ("average", "ntk_average"):
+            res[f"{'ntk_' if unit == 'ntk_average' else ''}train_average"] = evaluate(
+                trained_average(cfg, seed, data, linearised=unit == "ntk_average"), data, mu, ensemble=True)
+        elif unit == "sum":
+            res["train_sum"] = evaluate(trained_sum(cfg, seed, data), data, mu, ensemble=True)
+        elif unit == "scratch":
+            res["self_distill_scratch"] = evaluate(scratch_students(cfg, seed, data), data, mu)
+        else:
+            fn = {"distill": distill_students, "self_distill": self_distill_students,
+                  "ntk_distill": ntk_students}[unit]
+            res.update({n: evaluate(t, data, mu) for n, t in fn(cfg, seed, data).items()})
+        if progress is not None:
+            progress(_unit_steps(cfg, unit))
+    return {m: {key: float(v.mean()) for key, v in res[m].items()} for m in methods}

@@ -32,36 +32,56 @@ def truncated_logit(F: torch.Tensor, tau: float) -> torch.Tensor:
     return torch.softmax(torch.clamp(tau ** 2 * F, max=1.0) / tau, -1)
 
 
-def distill_eq43(y: torch.Tensor, G: torch.Tensor, tau: float, eta_ratio: float) -> Loss:
-    """The update of eq. (4.3) as a step of size eta along
-    ``dL_CE/dF_i + (eta'/eta) [logit^tau_i(F) - logit^tau_i(G)]^-``.
+def _per_member(name: str, w) -> torch.Tensor | float:
+    """A non-negative weight, or one per member (K,) shaped (K, 1, 1) to scale dL/dF."""
+    if torch.is_tensor(w):
+        if not torch.isfinite(w).all() or (w < 0).any():
+            raise ValueError(f"{name} must be finite and >= 0 for every member, got {w.tolist()}")
+        return w.to(torch.float32).reshape(-1, 1, 1)
+    check_range(name, w, 0.0, None)
+    return w
 
+
+def truncation_fraction(G: torch.Tensor, tau: float, scale: float = 1.0) -> float:
+    """Fraction of a teacher's logits that eq. (4.2) truncates (tau^2 * scale * G > 1)."""
+    return float((tau ** 2 * scale * G > 1.0).float().mean())
+
+
+def distill_eq43(y: torch.Tensor, G: torch.Tensor, tau: float, eta_ratio, scale: float = 1.0) -> Loss:
+    """The update of eq. (4.3) as a step of size eta along
+    ``dL_CE/dF_i + (eta'/eta) [logit^tau_i(F) - logit^tau_i(scale * G)]^-``.
+
+    ``scale`` is eq. (4.1)'s Theta~(1) factor of the teacher G = (Theta~(1)/K) sum_l F^[l]; it
+    decides whether the truncation min{tau^2 G_i, 1} acts on the teacher at all.
+    ``eta_ratio`` (eta'/eta) is a number or one per member (K,): 0 leaves plain cross-entropy.
     The second term is not the gradient of any loss (it is truncated at 0), so the value reported
     is the cross-entropy alone.
     """
     check_range("tau", tau, 1e-6, None)
-    check_range("eta_ratio", eta_ratio, 0.0, None)
-    pG = truncated_logit(G, tau)
+    check_range("teacher_scale", scale, 1e-6, None)
+    ratio = _per_member("eta_ratio", eta_ratio)
+    pG = truncated_logit(scale * G, tau)
 
     def loss(F, s):
         value, g = _ce(F, y[s])
-        return value, g + eta_ratio * (truncated_logit(F, tau) - pG[:, s]).clamp(max=0.0)
+        return value, g + ratio * (truncated_logit(F, tau) - pG[:, s]).clamp(max=0.0)
     return loss
 
 
 def distill_hinton(y: torch.Tensor, G: torch.Tensor, T: float, weight: float) -> Loss:
     """Hinton et al. (2015): CE + weight * T^2 KL(softmax(G/T) || softmax(F/T)).
-    The KL term's gradient is weight * T (softmax(F/T) - softmax(G/T))."""
+    The KL term's gradient is weight * T (softmax(F/T) - softmax(G/T)). ``weight`` is a number
+    or one per member (K,)."""
     check_range("T", T, 1e-6, None)
-    check_range("kd_weight", weight, 0.0, None)
+    w = _per_member("kd_weight", weight)
     logpG = torch.log_softmax(G / T, -1)
 
     def loss(F, s):
         value, g = _ce(F, y[s])
         logpF = torch.log_softmax(F / T, -1)
         pG = logpG[:, s].exp()
-        kl = (pG * (logpG[:, s] - logpF)).sum(-1).sum(-1)
-        return value + weight * T ** 2 * kl, g + weight * T * (logpF.exp() - pG)
+        kl = (pG * (logpG[:, s] - logpF)).sum(-1)
+        return value + (w * T ** 2 * kl).sum(-1).reshape(-1), g + w * T * (logpF.exp() - pG)
     return loss
 
 
@@ -74,12 +94,10 @@ def averaged(loss: Loss, K: int) -> Loss:
     return wrapped
 
 
-def flat_teacher(G: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The control teacher: G with every off-class logit replaced by their per-sample mean.
-
-    It keeps the teacher's true-class logit and mean margin (its confidence) and removes the
-    dark knowledge, i.e. which wrong classes the teacher finds likely."""
-    k = G.shape[-1]
-    own = _onehot(y, k).bool().expand_as(G)
-    off_mean = G.masked_fill(own, 0.0).sum(-1, keepdim=True) / (k - 1)
-    return torch.where(own, G, off_mean.expand_as(G))
+def summed(loss: Loss, K: int) -> Loss:
+    """Training the sum (the paper's Figure 6, "train sum_l f_l"): the K members form one model
+    F = sum_l f_l, and every member receives dL/dF. It is exactly one network of width K * m."""
+    def wrapped(F, s):
+        value, g = loss(F.sum(0, keepdim=True), s)
+        return value.expand(K), g.expand(K, -1, -1)
+    return wrapped

@@ -1,0 +1,71 @@
+"""The result cache: hit on a rerun, miss after a source change, a corrupt entry recomputed."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from mvlib import cache
+
+CALLS = []
+
+
+@dataclass(frozen=True)
+class Cfg:
+    a: int = 1
+
+
+@cache.cached
+def work(cfg: Cfg, seed: int):
+    CALLS.append((cfg, seed))
+    return {"W": torch.full((2,), float(cfg.a + seed))}
+
+
+@pytest.fixture(autouse=True)
+def tmp_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MVLIB_CACHE", str(tmp_path / "cache"))
+    CALLS.clear()
+
+
+def test_hit_on_rerun_and_key_on_arguments():
+    assert torch.equal(work(Cfg(), 1)["W"], torch.tensor([2.0, 2.0]))
+    assert torch.equal(work(Cfg(), 1)["W"], torch.tensor([2.0, 2.0]))
+    assert len(CALLS) == 1
+    work(Cfg(a=2), 1)
+    work(Cfg(), 2)
+    assert len(CALLS) == 3
+    assert cache.info()["entries"] == 3
+
+
+def test_miss_after_source_change(monkeypatch):
+    work(Cfg(), 0)
+    monkeypatch.setattr(cache, "source_hash", lambda: "another-version")
+    work(Cfg(), 0)
+    assert len(CALLS) == 2
+
+
+def test_corrupt_entry_is_recomputed_with_a_warning(caplog):
+    work(Cfg(), 0)
+    (out,) = list(cache.location().rglob("output.pkl"))
+    out.write_bytes(b"not a pickle")
+    with caplog.at_level(logging.WARNING):
+        assert torch.equal(work(Cfg(), 0)["W"], torch.tensor([1.0, 1.0]))
+    assert len(CALLS) == 2
+    assert "Exception while loading results" in caplog.text      # joblib's warning
+    assert torch.equal(work(Cfg(), 0)["W"], torch.tensor([1.0, 1.0])) and len(CALLS) == 2
+
+
+def test_off_disables_and_clear_empties(monkeypatch):
+    work(Cfg(), 0)
+    assert cache.clear() == 1 and cache.info()["entries"] == 0
+    monkeypatch.setenv("MVLIB_CACHE", "off")
+    work(Cfg(), 0)
+    work(Cfg(), 0)
+    assert len(CALLS) == 3 and cache.location() is None
+
+
+def test_source_hash_covers_the_package():
+    h = cache.source_hash()
+    assert len(h) == 16 and int(h, 16) >= 0

@@ -1,0 +1,118 @@
+"""The composed experiments: cached units, the decomposition's students, training the sum,
+two-phase self-distillation, and reproduce's method selection."""
+from __future__ import annotations
+
+from dataclasses import fields, replace
+
+import pytest
+import torch
+
+from _mvhelpers import assert_close, tiny_data_config
+from mvlib import experiments as E
+from mvlib import losses
+from mvlib.model import LearnerConfig, Network
+
+# A valid alternative value for every top-level field, to show a unit ignores what it should.
+_OTHER = dict(n_test=31, K=4, eta=9.0, steps=120, kd="eq43", T=4.0, kd_weight=0.5, tau=0.3,
+              eta_ratio=3.0, teacher_scale=2.0, students=3, sd_kd="hinton", sd_steps=40,
+              eta_ntk=2.0, ntk_steps=15, record_every=40, chunk=7, seeds=3, N=90)
+
+
+def tiny(**kw) -> E.ExperimentConfig:
+    base = dict(data=tiny_data_config(), learner=LearnerConfig(m=4, q=4, varrho=1.0, sigma0=0.5),
+                N=100, n_test=50, K=3, eta=10.0, steps=150, students=2, sd_steps=30, eta_ratio=1.0, eta_ntk=4.0,
+                ntk_steps=20, record_every=50, chunk=0)
+    base.update(kw)
+    return E.ExperimentConfig(**base)
+
+
+@pytest.fixture(autouse=True)
+def no_cache(monkeypatch):
+    monkeypatch.setenv("MVLIB_CACHE", "off")
+
+
+@pytest.mark.parametrize("unit", ["members", "distill", "self_distill", "sum", "ntk"])
+def test_unit_ignores_exactly_the_fields_outside_its_key(unit):
+    """Changing every field a unit's key resets leaves its result unchanged (so sharing a cached
+    result across those fields is correct), and the key keeps what it needs."""
+    cfg = tiny()
+    keep = E._UNIT_FIELDS[unit]
+    other = replace(cfg, **{f: v for f, v in _OTHER.items() if f not in keep})
+    assert E.unit_key(cfg, unit) == E.unit_key(other, unit)
+    run = {"members": E.members, "distill": E.distill_students, "self_distill": E.self_distill_students,
+           "sum": E.trained_sum, "ntk": E.ntk_members}[unit]
+    a, b = run(cfg, 0), run(other, 0)
+    a, b = (a, b) if isinstance(a, dict) else ({"": a}, {"": b})
+    for name in a:
+        assert torch.equal(a[name].W, b[name].W), name
+    changed = replace(cfg, **{f: _OTHER[f] for f in keep if f in _OTHER})
+    assert E.unit_key(changed, unit) != E.unit_key(cfg, unit)
+
+
+def test_every_field_is_known_to_the_keys():
+    names = {f.name for f in fields(E.ExperimentConfig)}
+    assert set(_OTHER) | {"data", "learner"} == names
+
+
+def test_train_sum_is_one_network_of_width_K_m():
+    cfg = tiny(steps=5)
+    data = E.make_data(cfg, 0, "cpu")
+    t = E.train_sum(cfg, data, 0)
+    K, k, m, d = t.W.shape
+    wide = Network(replace(cfg.learner, m=K * m))
+    Ww = t.W.permute(1, 0, 2, 3).reshape(1, k, K * m, d)
+    assert_close(t.logits(data.train.X).sum(0, keepdim=True), wide.logits(Ww, data.train.X), atol=1e-4)
+
+
+def test_distill_students_are_paired_and_see_their_targets():
+    cfg = tiny()
+    st = E.distill_students(cfg, 0)
+    assert set(st) == {"distill", "distill_control", "distill_onehot", "distill_permuted"}
+    W0 = st["distill"].W0
+    for t in st.values():
+        assert torch.equal(t.W0, W0) and t.W.shape[0] == cfg.students
+    assert not torch.equal(st["distill"].W, st["distill_permuted"].W)
+
+
+def test_self_distill_continues_the_members_and_continue_is_plain_ce():
+    cfg = tiny()
+    data = E.make_data(cfg, 0)
+    m = E.members(cfg, 0, data)
+    st = E.self_distill_students(cfg, 0, data)
+    assert set(st) == {"self_distill", "self_distill_control", "self_distill_onehot",
+                       "self_distill_permuted", "self_distill_continue"}
+    for t in st.values():
+        assert torch.equal(t.W0, m.W[1:cfg.students + 1])          # phase two starts at phase one
+    ce, _ = E.gradient_descent(Network(cfg.learner), m.W[1:cfg.students + 1], data.train.X,
+                               data.train.y, losses.cross_entropy(data.train.y), cfg.eta, cfg.sd_steps)
+    assert_close(st["self_distill_continue"].W, ce, atol=1e-5)
+
+
+def test_self_distill_needs_enough_members():
+    with pytest.raises(ValueError, match="K must be >= students"):
+        E.self_distill_students(tiny(K=2, students=2), 0)
+
+
+def test_reproduce_selects_methods_and_reports_both_views():
+    cfg = tiny()
+    calls = []
+    out = E.reproduce(cfg, 0, "cpu", progress=calls.append, methods=["single", "train_sum"])
+    assert list(out) == ["single", "train_sum"]
+    assert set(out["single"]) == {"train", "multi_view", "single_view", "overall", "both_views"}
+    assert sum(calls) == E.progress_total(cfg, ["single", "train_sum"]) == 2 * cfg.steps
+    with pytest.raises(ValueError, match="unknown method"):
+        E.reproduce(cfg, 0, methods=["bogus"])
+
+
+def test_reproduce_all_methods_deterministic():
+    cfg = tiny()
+    a, b = E.reproduce(cfg, 1, "cpu"), E.reproduce(cfg, 1, "cpu")
+    assert list(a) == list(E.METHODS) and a == b
+    for row in a.values():
+        assert all(0.0 <= v <= 1.0 for v in row.values())
+
+
+def test_eq43_teacher_scale_switches_the_truncation_on():
+    G = torch.tensor([[10.0, 1.0, 0.0]])
+    assert losses.truncation_fraction(G, 0.19) == 0.0
+    assert losses.truncation_fraction(G, 0.19, scale=3.0) == pytest.approx(1 / 3)
