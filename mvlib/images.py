@@ -1,0 +1,514 @@
+"""The headline table on real images (the paper's Figure 6 and Figure 8).
+
+Allen-Zhu & Li measure ensembles, knowledge distillation and self-distillation of ResNets on
+CIFAR-10. This module runs the same methods on real images with the book's losses
+(:mod:`mvlib.losses`) and distillation targets (:mod:`mvlib.teachers`):
+
+- data: scikit-learn's bundled 8x8 ``digits`` (no download; CPU and CI) or ``cifar10``
+  (torchvision, downloaded only when a config asks for it);
+- networks: a small CNN for digits, a small ResNet (GroupNorm, so it batches) for CIFAR-10;
+- training: K networks' parameters stacked along a leading axis and trained in one batch
+  (``torch.func.functional_call`` under ``vmap``) by SGD with momentum and a cosine schedule;
+  the objective gives dL/dF for the logits F: (K, n, k) and autograd carries it to the weights;
+- the methods of the table: single, ensemble, distill (and its controls), self-distillation with
+  its continuation baseline, training the sum and the average, an ensemble of distilled students;
+- a multi-view probe: occlusion maps, which input regions each model relies on (cf. Figure 5).
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from mvlib import losses, teachers
+from mvlib._validate import check_range
+from mvlib.model import Loss
+from mvlib.train import TrainingDiverged, TrainingExploded
+
+DATASETS = ("digits", "cifar10")
+ARCHS = ("cnn", "resnet")
+METHODS = ("single", "ensemble", "distill", "distill_control", "distill_onehot",
+           "distill_permuted", "self_distill", "self_distill_continue", "train_sum",
+           "train_average", "ensemble_of_singles", "ensemble_of_students")
+STREAM_SPLIT, STREAM_MEMBERS, STREAM_STUDENTS, STREAM_SUM, STREAM_AVERAGE, STREAM_BATCHES, \
+    STREAM_PERMUTE = range(7)
+# A loss above EXPLODE_FACTOR x max(initial loss, 1 nat) is runaway growth, not noise.
+EXPLODE_FACTOR = 100.0
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """One real-data experiment. ``seeds`` seeds each draw the training subset and every
+    initialisation; the test set is fixed (the paper: same data, only the seed differs)."""
+
+    dataset: str = "digits"
+    n_per_class: int = 10       # training images per class (0: the whole training split)
+    arch: str = "cnn"
+    width: int = 4              # channels of the first layer
+    K: int = 10                 # ensemble members
+    steps: int = 200            # SGD steps of every trainer from scratch
+    sd_steps: int = 100         # T': steps of self-distillation and of its CE continuation
+    sd_lr: float = 0.01         # their initial step (a trained network restarted at lr diverges)
+    batch_size: int = 0         # 0: full batch (deterministic gradient descent)
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 5e-3
+    augment: bool = False       # random crops and flips (CIFAR-10)
+    T: float = 2.0              # Hinton temperature (its gradient scales with T: 4 diverged)
+    kd_weight: float = 1.0      # weight of the T^2 KL term beside cross-entropy
+    students: int = 3           # students per distillation target (paired across targets)
+    seeds: int = 3
+    patch: int = 2              # side of the occlusion probe's square patch, in pixels
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        check_range("n_per_class", self.n_per_class, 0, None, integer=True)
+        check_range("width", self.width, 1, None, integer=True)
+        check_range("K", self.K, 2, None, integer=True, why="an ensemble needs two members")
+        check_range("steps", self.steps, 1, None, integer=True)
+        check_range("sd_steps", self.sd_steps, 1, None, integer=True)
+        check_range("sd_lr", self.sd_lr, 1e-8, None)
+        check_range("batch_size", self.batch_size, 0, None, integer=True)
+        check_range("lr", self.lr, 1e-8, None)
+        check_range("momentum", self.momentum, 0.0, 0.999)
+        check_range("weight_decay", self.weight_decay, 0.0, None)
+        check_range("T", self.T, 1e-3, None)
+        check_range("kd_weight", self.kd_weight, 0.0, None)
+        check_range("students", self.students, 1, self.K, integer=True,
+                    why="Figure 8 compares as many students as single models")
+        check_range("seeds", self.seeds, 1, None, integer=True)
+        check_range("patch", self.patch, 1, None, integer=True)
+
+
+PRESETS: dict[str, ImageConfig] = {
+    # 10 digits per class: a single small CNN is clearly below its ensemble, and a chapter
+    # trains every method for 3 seeds in about a minute on one CPU thread.
+    "ci": ImageConfig(),
+    "book": ImageConfig(seeds=5, students=4),
+    # CIFAR-10 and a small ResNet, for a GPU. Not yet run: no timing or accuracy is known.
+    "paper": ImageConfig(dataset="cifar10", n_per_class=0, arch="resnet", width=32, K=10,
+                         steps=15_000, sd_steps=5_000, batch_size=128, lr=0.1,
+                         weight_decay=5e-4, augment=True, T=4.0, students=3, seeds=3,
+                         patch=4),
+}
+
+
+def get_preset(name: str | None = None, **overrides) -> ImageConfig:
+    """The named preset (default: $MVLIB_PRESET, else ``book``) with fields replaced by name."""
+    name = name or os.environ.get("MVLIB_PRESET", "book")
+    if name not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
+    known = {f.name for f in fields(ImageConfig)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(f"unknown parameters {sorted(unknown)}; known: {sorted(known)}")
+    return replace(PRESETS[name], **overrides)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def rng(seed: int, stream: int) -> torch.Generator:
+    """A CPU generator for one purpose (stream) of one seed: the same draws on every device."""
+    return torch.Generator().manual_seed(seed * 7919 + stream)
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+
+
+@dataclass
+class ImageData:
+    """Normalised images ``X: (N, C, H, W)`` float32 and labels ``y: (N,)`` for train and test."""
+
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    k: int
+
+    def to(self, device) -> ImageData:
+        return ImageData(*(t.to(device) for t in (self.X_train, self.y_train, self.X_test,
+                                                  self.y_test)), self.k)
+
+
+def _digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """scikit-learn's 1797 8x8 digits, split in half (stratified, fixed seed 0)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    Xa, Xb, ya, yb = train_test_split(X, y, test_size=0.5, stratify=y, random_state=0)
+    img = lambda a: torch.tensor(a, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0  # noqa: E731
+    return img(Xa), torch.tensor(ya), img(Xb), torch.tensor(yb)
+
+
+def _cifar10(root: str):
+    """CIFAR-10's train and test sets as tensors (downloads into ``root`` on first use)."""
+    try:
+        import torchvision
+    except ImportError:
+        raise ImportError("the cifar10 data set needs torchvision: pip install torchvision "
+                          "(it is preinstalled on Colab)") from None
+    out = []
+    for train in (True, False):
+        ds = torchvision.datasets.CIFAR10(root, train=train, download=True)
+        X = torch.tensor(ds.data, dtype=torch.float32).permute(0, 3, 1, 2) / 255.0
+        out += [X, torch.tensor(ds.targets)]
+    return tuple(out)
+
+
+def subsample(y: torch.Tensor, n_per_class: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices of ``n_per_class`` random samples of every class (all of them when 0): (n,)."""
+    if n_per_class == 0:
+        return torch.arange(len(y))
+    idx = []
+    for c in y.unique().tolist():
+        of_c = (y == c).nonzero().flatten()
+        if len(of_c) < n_per_class:
+            raise ValueError(f"n_per_class = {n_per_class} but class {c} has {len(of_c)} images")
+        idx.append(of_c[torch.randperm(len(of_c), generator=generator)[:n_per_class]])
+    return torch.cat(idx).sort().values
+
+
+def load(cfg: ImageConfig, seed: int, device=None) -> ImageData:
+    """The seed's training subset and the fixed test set, normalised per channel with the
+    training subset's mean and standard deviation (so an occluded patch of 0 is the mean)."""
+    if cfg.dataset == "digits":
+        Xtr, ytr, Xte, yte = _digits()
+    else:
+        Xtr, ytr, Xte, yte = _cifar10(os.environ.get("MVLIB_DATA", "~/.cache/mvlib"))
+    keep = subsample(ytr, cfg.n_per_class, rng(seed, STREAM_SPLIT))
+    Xtr, ytr = Xtr[keep], ytr[keep]
+    mean, std = Xtr.mean((0, 2, 3), keepdim=True), Xtr.std((0, 2, 3), keepdim=True)
+    norm = lambda X: (X - mean) / std  # noqa: E731
+    return ImageData(norm(Xtr), ytr, norm(Xte), yte, int(ytr.max()) + 1).to(
+        device or default_device())
+
+
+def augment(X: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crops (zero padding ``pad``) and horizontal flips of a batch X: (n, C, H, W),
+    drawn on the CPU from ``generator``; one draw per image, shared by the K models."""
+    n, _, H, W = X.shape
+    shift = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).to(X.device)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(X.device)
+    P = nn.functional.pad(torch.where(flip[:, None, None, None], X.flip(-1), X), (pad,) * 4)
+    rows = (shift[:, 0, None] + torch.arange(H, device=X.device))[:, None, :, None]
+    cols = (shift[:, 1, None] + torch.arange(W, device=X.device))[:, None, None, :]
+    return P[torch.arange(n, device=X.device)[:, None, None, None],
+             torch.arange(X.shape[1], device=X.device)[None, :, None, None], rows, cols]
+
+
+# ---------------------------------------------------------------------------------------------
+# networks
+
+
+class SmallCNN(nn.Sequential):
+    """Two 3x3 convolutions (width w, 2w) with ReLU, a 2x2 max-pool and a linear layer:
+    X (n, C, H, W) -> logits (n, k). For the 8x8 digits."""
+
+    def __init__(self, C: int, H: int, k: int, w: int):
+        super().__init__(nn.Conv2d(C, w, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(2 * w * (H // 2) ** 2, k))
+
+
+class Block(nn.Module):
+    """A basic residual block (He et al. 2016) with GroupNorm in place of BatchNorm: its
+    statistics are per sample, so K models batch under ``vmap`` without running buffers."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.norm1 = nn.GroupNorm(min(8, c_out), c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.norm2 = nn.GroupNorm(min(8, c_out), c_out)
+        self.skip = (nn.Identity() if stride == 1 and c_in == c_out else
+                     nn.Conv2d(c_in, c_out, 1, stride, bias=False))
+
+    def forward(self, x):
+        h = torch.relu(self.norm1(self.conv1(x)))
+        return torch.relu(self.norm2(self.conv2(h)) + self.skip(x))
+
+
+class SmallResNet(nn.Sequential):
+    """ResNet-8 for 32x32 images: a stem, three stages (w, 2w, 4w) of one block each, global
+    average pooling and a linear layer (the paper's ResNet-28-2 is deeper and wider)."""
+
+    def __init__(self, C: int, k: int, w: int):
+        super().__init__(nn.Conv2d(C, w, 3, 1, 1, bias=False), nn.GroupNorm(min(8, w), w),
+                         nn.ReLU(), Block(w, w, 1), Block(w, 2 * w, 2), Block(2 * w, 4 * w, 2),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * w, k))
+
+
+def network(cfg: ImageConfig, data: ImageData) -> nn.Module:
+    """The architecture of ``cfg`` for the shape of ``data`` (the template all members share)."""
+    _, C, H, _ = data.X_train.shape
+    return SmallCNN(C, H, data.k, cfg.width) if cfg.arch == "cnn" else \
+        SmallResNet(C, data.k, cfg.width)
+
+
+@dataclass
+class Models:
+    """K networks of one architecture: ``params`` {name: (K, ...)} stacked along axis 0."""
+
+    net: nn.Module = field(repr=False)
+    params: dict[str, torch.Tensor]
+
+    @property
+    def K(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Logits of every model, X: (n, C, H, W) -> (K, n, k), differentiable."""
+        call = lambda p, x: functional_call(self.net, p, (x,))  # noqa: E731
+        return vmap(call, in_dims=(0, None))(self.params, X)
+
+    @torch.no_grad()
+    def logits(self, X: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+        """Logits (K, n, k) evaluated in chunks of samples."""
+        return torch.cat([self.forward(X[i:i + chunk]) for i in range(0, len(X), chunk)], 1)
+
+    def select(self, members) -> Models:
+        return Models(self.net, {n: p[members] for n, p in self.params.items()})
+
+    def detached(self) -> Models:
+        return Models(self.net, {n: p.detach().clone() for n, p in self.params.items()})
+
+
+def init(cfg: ImageConfig, data: ImageData, seed: int, stream: int, K: int,
+         offset: int = 0) -> Models:
+    """K freshly initialised networks (PyTorch's default initialisation); model j's weights
+    depend only on (seed, stream, offset + j), not on K, so batched and one-at-a-time agree."""
+    template = network(cfg, data).to(data.X_train.device)
+    nets = []
+    for j in range(K):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(rng(seed, stream).initial_seed() * 1000 + offset + j)
+            nets.append(network(cfg, data))
+    params, _ = stack_module_state(nets)
+    return Models(template, {n: p.detach().to(data.X_train.device) for n, p in params.items()})
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+
+
+def summed(loss: Loss, K: int) -> Loss:
+    """Training the sum (Message 4): the K members form one model F = sum_l f_l and every member
+    receives dL/dF."""
+    def wrapped(F, s):
+        value, g = loss(F.sum(0, keepdim=True), s)
+        return value.expand(K), g.expand(K, -1, -1)
+    return wrapped
+
+
+def scaled(loss: Loss, c: float) -> Loss:
+    """``loss`` with its gradient times c: under SGD with momentum, the same as a step c times
+    larger with a weight decay c times smaller."""
+    def wrapped(F, s):
+        value, g = loss(F, s)
+        return value, c * g
+    return wrapped
+
+
+def stacked(parts: list[tuple[int, Loss]]) -> Loss:
+    """One loss for models trained side by side: the first n_1 models of F (K, n, k) with loss 1,
+    the next n_2 with loss 2, ... (``parts`` = [(n_1, loss_1), ...])."""
+    def wrapped(F, s):
+        out, start = [], 0
+        for n_j, loss in parts:
+            out.append(loss(F[start:start + n_j], s))
+            start += n_j
+        return torch.cat([v for v, _ in out]), torch.cat([g for _, g in out])
+    return wrapped
+
+
+def cosine(lr: float, t: int, steps: int) -> float:
+    """The step size at step t of ``steps``: lr (1 + cos(pi t / steps)) / 2."""
+    return lr * 0.5 * (1.0 + math.cos(math.pi * t / steps))
+
+
+def fit(cfg: ImageConfig, models: Models, data: ImageData, loss: Loss, steps: int, seed: int,
+        lr: float | None = None) -> Models:
+    """``steps`` steps of SGD with momentum and weight decay, each model on its own parameters,
+    on the mean over a batch of ``loss``, from step size ``lr`` (default ``cfg.lr``) down a
+    cosine schedule. Full batch when ``cfg.batch_size`` is 0.
+    Raises :class:`TrainingDiverged` on a non-finite loss, :class:`TrainingExploded` on a
+    runaway one."""
+    models = models.detached()
+    params = [p.requires_grad_() for p in models.params.values()]
+    lr = cfg.lr if lr is None else lr
+    opt = torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    N, g_batch = len(data.y_train), rng(seed, STREAM_BATCHES)
+    full = cfg.batch_size == 0 or cfg.batch_size >= N
+    first = None
+    for t in range(steps):
+        s = slice(None) if full else torch.randint(0, N, (cfg.batch_size,), generator=g_batch)
+        X = data.X_train[s]
+        if cfg.augment:
+            X = augment(X, g_batch)
+        s = s if full else s.to(X.device)
+        F = models.forward(X)                                          # (K, n, k)
+        value, dLdF = loss(F.detach(), s)
+        first = value.clamp(min=1.0) if first is None else first
+        if not torch.isfinite(value).all():
+            raise TrainingDiverged(f"loss became {value.tolist()} at step {t}: lower lr "
+                                   f"(now {lr})")
+        if (value > EXPLODE_FACTOR * first).any():
+            raise TrainingExploded(f"loss grew from {first.tolist()} to {value.tolist()} by "
+                                   f"step {t}: lower lr (now {lr})")
+        for group in opt.param_groups:
+            group["lr"] = cosine(lr, t, steps)
+        opt.zero_grad()
+        F.backward(dLdF / F.shape[1])
+        opt.step()
+    return models.detached()
+
+
+def distill_loss(cfg: ImageConfig, y: torch.Tensor, G: torch.Tensor) -> Loss:
+    """Hinton et al. (2015) towards teacher logits G: (K or 1, N, k) on the training set."""
+    return losses.distill_hinton(y, G, cfg.T, cfg.kd_weight)
+
+
+@dataclass
+class Run:
+    """Every trained model of one seed: the K members, ``cfg.students`` students per target
+    (by :mod:`mvlib.teachers` suffix), members 1..K-1 after self-distillation from member 0 and
+    after as many CE steps, and the trained sum and average."""
+
+    members: Models
+    students: dict[str, Models]
+    self_distill: Models
+    self_distill_continue: Models
+    train_sum: Models
+    train_average: Models
+
+
+def train_all(cfg: ImageConfig, data: ImageData, seed: int) -> Run:
+    """Every method of the table on one seed, in three batched stages: (1) the K members, the
+    trained sum and the trained average side by side; (2) the students of the ensemble and of
+    its controls, sharing their initialisations (paired); (3) members 1..K-1 continued by
+    self-distillation from member 0 and, from the same weights, by cross-entropy alone."""
+    y, K, S = data.y_train, cfg.K, cfg.students
+    ce = losses.cross_entropy(y)
+    inits = [init(cfg, data, seed, stream, K)
+             for stream in (STREAM_MEMBERS, STREAM_SUM, STREAM_AVERAGE)]
+    # the average's members get dL/dF, not dL/dF / K: a step K times larger, so that each
+    # member moves as fast as a single model at the same loss gradient
+    one = fit(cfg, _cat(inits), data, stacked([(K, ce), (K, summed(ce, K)),
+                                               (K, scaled(losses.averaged(ce, K), K))]),
+              cfg.steps, seed)
+    members, tsum, tavg = (one.select(slice(j * K, (j + 1) * K)) for j in range(3))
+
+    F = members.logits(data.X_train)                                   # (K, N, k)
+    targets = teachers.targets(F.mean(0, keepdim=True), y, rng(seed, STREAM_PERMUTE))
+    G = torch.cat([G_t.expand(S, -1, -1) for G_t in targets.values()])   # (4S, N, k)
+    s0 = init(cfg, data, seed, STREAM_STUDENTS, S)
+    st = fit(cfg, _cat([s0] * len(targets)), data, distill_loss(cfg, y, G), cfg.steps, seed)
+    students = {f"distill{suffix}": st.select(slice(j * S, (j + 1) * S))
+                for j, suffix in enumerate(targets)}
+
+    rest = members.select(slice(1, K))
+    two = fit(cfg, _cat([rest, rest]), data,
+              stacked([(K - 1, distill_loss(cfg, y, F[:1])), (K - 1, ce)]),
+              cfg.sd_steps, seed, lr=cfg.sd_lr)
+    sd, cont = two.select(slice(0, K - 1)), two.select(slice(K - 1, 2 * K - 2))
+    return Run(members, students, sd, cont, tsum, tavg)
+
+
+def _cat(parts: list[Models]) -> Models:
+    """Several stacks of one architecture as one stack, in order."""
+    return Models(parts[0].net, {n: torch.cat([m.params[n] for m in parts])
+                                 for n in parts[0].params})
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation
+
+
+def accuracy(F: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """Test accuracy of each model, F: (K, n, k) -> (K,); a tie for the top logit is an error."""
+    top = F.max(-1, keepdim=True).values
+    right = F.gather(-1, y.expand(F.shape[0], -1)[..., None]) == top
+    unique = (F == top).sum(-1) == 1
+    return (right.squeeze(-1) & unique).float().mean(-1).cpu().numpy()
+
+
+def table(cfg: ImageConfig, run: Run, data: ImageData) -> dict[str, np.ndarray]:
+    """Test accuracy by method (Figure 6 and 8): per model for single models and students,
+    one value for an output average. ``ensemble_of_singles`` averages the first
+    ``cfg.students`` members, ``ensemble_of_students`` the real teacher's students."""
+    X, y, S = data.X_test, data.y_test, cfg.students
+    F = run.members.logits(X)
+    out = {"single": accuracy(F, y), "ensemble": accuracy(F.mean(0, keepdim=True), y)}
+    out.update({name: accuracy(m.logits(X), y) for name, m in run.students.items()})
+    out["self_distill"] = accuracy(run.self_distill.logits(X), y)
+    out["self_distill_continue"] = accuracy(run.self_distill_continue.logits(X), y)
+    out["train_sum"] = accuracy(run.train_sum.logits(X).sum(0, keepdim=True), y)
+    out["train_average"] = accuracy(run.train_average.logits(X).mean(0, keepdim=True), y)
+    out["ensemble_of_singles"] = accuracy(F[:S].mean(0, keepdim=True), y)
+    out["ensemble_of_students"] = accuracy(
+        run.students["distill"].logits(X).mean(0, keepdim=True), y)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the multi-view probe
+
+
+def occlusion(F_of, X: torch.Tensor, y: torch.Tensor, patch: int) -> torch.Tensor:
+    """Occlusion maps (Zeiler & Fergus 2014): for each image and each square patch of side
+    ``patch``, the drop in the true class's log-probability when the patch is set to 0 (the
+    training mean). ``F_of``: X (n, C, H, W) -> logits (M, n, k). Returns (M, n, P), P the
+    number of patches, in row-major order."""
+    _, _, H, W = X.shape
+
+    def logp(Xs):
+        lp = F_of(Xs).log_softmax(-1)
+        return lp.gather(-1, y.expand(lp.shape[0], -1)[..., None]).squeeze(-1)   # (M, n)
+
+    base, drops = logp(X), []
+    for r in range(0, H, patch):
+        for c in range(0, W, patch):
+            Xo = X.clone()
+            Xo[..., r:r + patch, c:c + patch] = 0.0
+            drops.append(base - logp(Xo))
+    return torch.stack(drops, -1)
+
+
+def map_correlation(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation, image by image, of two models' occlusion maps: (n, P) -> (n,).
+    A constant map correlates 0 with anything."""
+    a, b = A - A.mean(-1, keepdim=True), B - B.mean(-1, keepdim=True)
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp(min=1e-12)
+
+
+def seed_agreement(M: torch.Tensor) -> np.ndarray:
+    """Mean over images of the map correlation of every pair of distinct models, M: (K, n, P)
+    -> (K (K - 1) / 2,): how far different seeds rely on the same regions."""
+    K = M.shape[0]
+    return np.array([float(map_correlation(M[i], M[j]).mean())
+                     for i in range(K) for j in range(i + 1, K)])
+
+
+def union_agreement(M: torch.Tensor, members: torch.Tensor) -> np.ndarray:
+    """How well each model's maps match the union of the members, M: (S, n, P),
+    members: (K, n, P) -> (S,). The union U_j is the mean map of the members other than j;
+    model s scores the mean over j of its map correlation with U_j. Pass M = members to
+    score each member j against U_j, the union of the others."""
+    K = members.shape[0]
+    U = (members.sum(0) - members) / (K - 1)                           # (K, n, P)
+    if M is members:
+        return np.array([float(map_correlation(M[j], U[j]).mean()) for j in range(K)])
+    return np.array([np.mean([float(map_correlation(m, U[j]).mean()) for j in range(K)])
+                     for m in M])

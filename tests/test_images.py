@@ -1,0 +1,166 @@
+"""mvlib.images: config, data, batched training of K networks, the table and the probe."""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import replace
+
+import pytest
+import torch
+
+from mvlib import images as im
+from mvlib import losses
+from mvlib.train import TrainingDiverged
+
+CPU = torch.device("cpu")
+# A tiny problem: 3 digits per class, 2 members, a few full-batch steps.
+TINY = im.ImageConfig(n_per_class=3, width=2, K=2, steps=4, sd_steps=2, students=1, seeds=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    return im.load(TINY, 0, CPU)
+
+
+@pytest.mark.parametrize("name, value", [("dataset", "mnist"), ("arch", "vgg"), ("K", 1),
+                                         ("lr", -0.1), ("momentum", 1.0), ("T", 0.0),
+                                         ("students", 11), ("n_per_class", -1)])
+def test_config_rejects_bad_values_naming_the_parameter(name, value):
+    with pytest.raises(ValueError, match=name):
+        replace(im.ImageConfig(), **{name: value})
+
+
+def test_presets_and_overrides():
+    assert im.get_preset("ci").dataset == "digits"
+    assert im.get_preset("paper").dataset == "cifar10" and im.get_preset("paper").arch == "resnet"
+    assert im.get_preset("ci", K=3).K == 3
+    with pytest.raises(ValueError, match="preset"):
+        im.get_preset("huge")
+    with pytest.raises(ValueError, match="unknown parameters"):
+        im.get_preset("ci", epochs=3)
+
+
+def test_digits_split_is_stratified_normalised_and_seeded(tiny_data):
+    d = tiny_data
+    assert d.X_train.shape == (30, 1, 8, 8) and d.k == 10
+    assert torch.bincount(d.y_train).tolist() == [3] * 10
+    assert len(d.y_test) == 899                                     # half of the 1797 digits
+    assert abs(float(d.X_train.mean())) < 1e-5 and abs(float(d.X_train.std()) - 1) < 0.02
+    again, other = im.load(TINY, 0, CPU), im.load(TINY, 1, CPU)
+    assert torch.equal(again.X_train, d.X_train)
+    assert not torch.equal(other.y_train, d.y_train) or not torch.equal(other.X_train,
+                                                                        d.X_train)
+    assert torch.equal(other.y_test, d.y_test)                       # the test set is fixed
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchvision") is not None,
+                    reason="torchvision is installed")
+def test_cifar10_without_torchvision_says_what_to_install():
+    with pytest.raises(ImportError, match="torchvision"):
+        im.load(replace(TINY, dataset="cifar10"), 0, CPU)
+
+
+def test_forward_shapes_and_init_independent_of_K(tiny_data):
+    three = im.init(TINY, tiny_data, 0, im.STREAM_MEMBERS, 3)
+    assert three.forward(tiny_data.X_test[:5]).shape == (3, 5, 10)
+    two = im.init(TINY, tiny_data, 0, im.STREAM_MEMBERS, 2)
+    for n, p in two.params.items():
+        assert torch.equal(p, three.params[n][:2])
+    other = im.init(TINY, tiny_data, 0, im.STREAM_STUDENTS, 2)
+    assert not torch.equal(other.params["0.weight"], two.params["0.weight"])
+
+
+def test_resnet_batches_under_vmap():
+    cfg = replace(TINY, arch="resnet", width=4)
+    X = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    data = im.ImageData(X, torch.tensor([0, 1, 2, 3]), X, torch.tensor([0, 1, 2, 3]), 4)
+    models = im.init(cfg, data, 0, im.STREAM_MEMBERS, 2)
+    F = models.forward(X)
+    assert F.shape == (2, 4, 4)
+    alone = torch.func.functional_call(models.net, models.select(1).params, (X,))
+    torch.testing.assert_close(F[1], alone, rtol=1e-4, atol=1e-5)
+
+
+def test_K_batched_models_equal_K_trained_one_at_a_time(tiny_data):
+    cfg = replace(TINY, steps=6)
+    ce = losses.cross_entropy(tiny_data.y_train)
+    start = im.init(cfg, tiny_data, 0, im.STREAM_MEMBERS, 3)
+    batched = im.fit(cfg, start, tiny_data, ce, cfg.steps, 0)
+    for j in range(3):
+        alone = im.fit(cfg, start.select(slice(j, j + 1)), tiny_data, ce, cfg.steps, 0)
+        for n, p in alone.params.items():
+            torch.testing.assert_close(batched.params[n][j:j + 1], p, rtol=1e-4, atol=1e-5)
+    moved = sum(float((batched.params[n] - start.params[n]).abs().max()) for n in start.params)
+    assert moved > 1e-3                                              # training did something
+
+
+def test_fit_is_deterministic_with_minibatches_and_augmentation(tiny_data):
+    cfg = replace(TINY, batch_size=8, augment=True)
+    ce = losses.cross_entropy(tiny_data.y_train)
+    start = im.init(cfg, tiny_data, 0, im.STREAM_MEMBERS, 2)
+    a, b = (im.fit(cfg, start, tiny_data, ce, 3, 0) for _ in range(2))
+    for n in a.params:
+        assert torch.equal(a.params[n], b.params[n])
+
+
+def test_fit_stops_with_a_clear_error_when_training_diverges(tiny_data):
+    cfg = replace(TINY, lr=1e4, momentum=0.0)
+    ce = losses.cross_entropy(tiny_data.y_train)
+    with pytest.raises(TrainingDiverged, match="lower lr"):
+        im.fit(cfg, im.init(cfg, tiny_data, 0, 1, 2), tiny_data, ce, 20, 0)
+
+
+def test_summed_stacked_scaled_gradients_match_autograd():
+    g = torch.Generator().manual_seed(0)
+    F = torch.randn(4, 5, 3, generator=g, requires_grad=True)
+    y = torch.randint(0, 3, (5,), generator=g)
+    ce = losses.cross_entropy(y)
+    loss = im.stacked([(2, im.summed(ce, 2)), (2, im.scaled(ce, 3.0))])
+    value, dLdF = loss(F.detach(), slice(None))
+    lp = torch.log_softmax(F[:2].sum(0), -1)
+    total = -lp.gather(-1, y[:, None]).sum() + 3 * torch.nn.functional.cross_entropy(
+        F[2:].reshape(-1, 3), y.repeat(2), reduction="sum")
+    total.backward()
+    torch.testing.assert_close(dLdF, F.grad)
+    assert value.shape == (4,) and torch.equal(value[0], value[1])
+
+
+def test_augment_keeps_shape_and_only_flips_without_padding():
+    X = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4)
+    out = im.augment(X, torch.Generator().manual_seed(0), pad=0)
+    assert out.shape == X.shape
+    for a, b in zip(out, X):
+        assert torch.equal(a, b) or torch.equal(a, b.flip(-1))
+    shifted = im.augment(X, torch.Generator().manual_seed(1), pad=2)
+    assert shifted.shape == X.shape
+
+
+def test_occlusion_and_map_agreement():
+    X = torch.zeros(3, 1, 4, 4)
+    X[:, :, 0, 0] = 1.0
+    y = torch.tensor([0, 0, 0])
+    # model 0 reads pixel (0, 0) into class 0; model 1 ignores it
+    F_of = lambda Z: torch.stack([torch.cat([Z[:, 0, :1, 0], -Z[:, 0, :1, 0]], -1),  # noqa: E731
+                                  torch.zeros(len(Z), 2)])
+    M = im.occlusion(F_of, X, y, patch=2)
+    assert M.shape == (2, 3, 4)
+    assert (M[0, :, 0] > 0.5).all() and (M[0, :, 1:] == 0).all() and (M[1] == 0).all()
+    A = torch.tensor([[1.0, 2.0, 3.0]])
+    assert float(im.map_correlation(A, 2 * A + 1)) == pytest.approx(1.0)
+    assert float(im.map_correlation(A, -A)) == pytest.approx(-1.0)
+    members = torch.stack([A, A, -A])[:, None, 0]                   # (3, 1, 3)
+    assert im.seed_agreement(members).tolist() == pytest.approx([1.0, -1.0, -1.0])
+    # member 0's union of the others (A and -A) is flat: correlation 0
+    assert im.union_agreement(members, members)[0] == pytest.approx(0.0)
+    assert im.union_agreement(A[None], members)[0] == pytest.approx(1 / 3)
+
+
+def test_tiny_end_to_end_beats_chance():
+    cfg = replace(TINY, n_per_class=10, width=4, steps=60, sd_steps=10)
+    data = im.load(cfg, 0, CPU)
+    run = im.train_all(cfg, data, 0)
+    acc = im.table(cfg, run, data)
+    assert set(acc) == set(im.METHODS)
+    assert acc["single"].shape == (2,) and acc["ensemble"].shape == (1,)
+    assert acc["distill_permuted"].shape == (1,) and acc["self_distill"].shape == (1,)
+    assert float(acc["single"].mean()) > 0.5                          # chance is 0.1
+    assert float(acc["ensemble"][0]) > 0.5 and float(acc["distill"][0]) > 0.5
