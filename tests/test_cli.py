@@ -5,11 +5,12 @@ import sys
 
 import pytest
 
-from mvlib.__main__ import COLUMNS, main, summarise
+from mvlib.__main__ import COLUMNS, columns, main, summarise
 from mvlib.experiments import METHODS
 
 TINY = ["--set", "k=4", "--set", "d=24", "--set", "P=8", "--set", "N=60", "--set", "n_test=40",
-        "--set", "K=2", "--set", "steps=20", "--set", "ntk_steps=10", "--set", "students=1", "--set", "sd_steps=10"]
+        "--set", "K=2", "--set", "steps=20", "--set", "ntk_steps=10", "--set", "students=1",
+        "--set", "sd_steps=10"]
 
 
 def test_reproduce_writes_stable_json(tmp_path, capsys):
@@ -21,10 +22,12 @@ def test_reproduce_writes_stable_json(tmp_path, capsys):
     assert doc["config"]["k"] == 4 and doc["config"]["N"] == 60
     assert list(doc["results"]) == list(METHODS)
     for row in doc["results"].values():
-        assert list(row) == list(COLUMNS)
+        assert tuple(row)[:len(COLUMNS)] == COLUMNS       # then any further metric
+        assert list(row) == list(next(iter(doc["results"].values())))
         assert all(len(v) == 2 and all(0.0 <= x <= 1.0 for x in v) for v in row.values())
     table = capsys.readouterr().out
     assert all(m in table for m in METHODS) and "±" in table
+    assert all(c in table.splitlines()[0] for c in doc["results"]["single"])
 
 
 def test_reproduce_is_deterministic(tmp_path):
@@ -56,6 +59,27 @@ def test_summarise_mean_and_spread():
     assert summarise([0.4, 0.6]) == "0.500 ± 0.141"
 
 
+def test_columns_put_the_four_accuracies_first():
+    results = {"a": {"both_views": 0.1, "overall": 0.2, "train": 0.3},
+               "b": {"train": 0.3, "extra": 0.4}}
+    assert columns(results) == ["train", "overall", "both_views", "extra"]
+
+
+def test_cache_info_and_clear(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MVLIB_CACHE", str(tmp_path / "cache"))
+    main(["reproduce", "--preset", "ci", "--no-progress", *TINY])   # fills the cache
+    capsys.readouterr()
+    assert main(["cache", "info"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["location"] == str(tmp_path / "cache") and info["entries"] > 0
+    assert main(["cache", "clear"]) == 0
+    assert f"removed {info['entries']} cached results" in capsys.readouterr().out
+    main(["cache", "info"])
+    assert json.loads(capsys.readouterr().out)["entries"] == 0
+
+
 def test_module_entry_point_runs():
-    proc = subprocess.run([sys.executable, "-m", "mvlib", "reproduce", "--help"], capture_output=True, text=True)
-    assert proc.returncode == 0 and "--seeds" in proc.stdout
+    for command, flag in [("reproduce", "--seeds"), ("sweep", "--grid"), ("cache", "clear")]:
+        proc = subprocess.run([sys.executable, "-m", "mvlib", command, "--help"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0 and flag in proc.stdout
