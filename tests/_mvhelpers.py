@@ -5,6 +5,7 @@ Everything is small (k=4 classes, d=16, P=8 patches) so the whole suite runs in 
 minute on two CPU cores. (A plain module, not conftest.py, so tests can import it however pytest
 is invoked: pytest puts this directory on sys.path.)
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,15 +41,21 @@ def mean_ce_ref(F: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return -F.log_softmax(-1).gather(-1, y.expand(F.shape[0], -1)[..., None]).squeeze(-1).mean(-1)
 
 
-def assert_close(actual: torch.Tensor, expected: torch.Tensor, rtol: float = 1.3e-6, atol: float = 1e-5):
-    """|actual - expected| <= atol + rtol |expected| elementwise, shapes equal (compared in float64).
+def assert_close(
+    actual: torch.Tensor, expected: torch.Tensor, rtol: float = 1.3e-6, atol: float = 1e-5
+):
+    """|actual - expected| <= atol + rtol |expected| elementwise, shapes equal (in float64).
 
     A light stand-in for torch.testing.assert_close, whose first call imports torch.distributed
     (seconds of the suite's run time)."""
-    assert tuple(actual.shape) == tuple(expected.shape), f"shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    assert tuple(actual.shape) == tuple(expected.shape), (
+        f"shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    )
     a, e = actual.detach().double(), expected.detach().double()
     bad = (a - e).abs() > atol + rtol * e.abs()
     if bad.any():
         i = tuple(bad.nonzero()[0].tolist())
-        raise AssertionError(f"{int(bad.sum())} of {bad.numel()} elements differ; max |diff| "
-                             f"{float((a - e).abs().max()):.3g}; first at {i}: {float(a[i])!r} vs {float(e[i])!r}")
+        raise AssertionError(
+            f"{int(bad.sum())} of {bad.numel()} elements differ; max |diff| "
+            f"{float((a - e).abs().max()):.3g}; first at {i}: {float(a[i])!r} vs {float(e[i])!r}"
+        )

@@ -1,10 +1,11 @@
 """Shared fixtures of the mvlib unit tests (helpers live in _mvhelpers.py)."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-
 from _mvhelpers import gen, tiny_data_config
+
 from mvlib.data import MultiViewConfig, features, sample
 from mvlib.model import LearnerConfig
 

@@ -1,15 +1,23 @@
 """The learner of Def. 3.4: smoothed ReLU, closed-form gradients, batching over members, and the
 linearised (NTK) model."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-
 from _mvhelpers import assert_close, gen, logits_ref, mean_ce_ref, relu_tilde_ref, tiny_data_config
+
 from mvlib import losses
 from mvlib.data import sample
-from mvlib.model import (LearnerConfig, Linearised, Network, init_weights, smoothed_relu,
-                         smoothed_relu_and_grad, smoothed_relu_grad)
+from mvlib.model import (
+    LearnerConfig,
+    Linearised,
+    Network,
+    init_weights,
+    smoothed_relu,
+    smoothed_relu_and_grad,
+    smoothed_relu_grad,
+)
 from mvlib.train import gradient_descent
 
 QS = [2, 3, 4, 6]
@@ -18,18 +26,45 @@ VARRHOS = [0.3, 1.0, 2.5]
 
 # ----------------------------------------------------------------------------- smoothed ReLU
 
+
 @pytest.mark.parametrize("q", QS)
 @pytest.mark.parametrize("varrho", VARRHOS)
 def test_smoothed_relu_matches_definition(q, varrho):
-    pts = [-3.0, -0.5 * varrho, 0.0, 0.1 * varrho, 0.5 * varrho, 0.9 * varrho, varrho, 1.5 * varrho, 7.0]
+    pts = [
+        -3.0,
+        -0.5 * varrho,
+        0.0,
+        0.1 * varrho,
+        0.5 * varrho,
+        0.9 * varrho,
+        varrho,
+        1.5 * varrho,
+        7.0,
+    ]
     z = torch.tensor(pts, dtype=torch.float64)
-    expected = [0.0 if t <= 0 else t ** q / (q * varrho ** (q - 1)) if t <= varrho else t - (1 - 1 / q) * varrho
-                for t in pts]
-    assert_close(smoothed_relu(z, q, varrho), torch.tensor(expected, dtype=torch.float64),
-                               rtol=1e-12, atol=1e-12)
-    expected_grad = [0.0 if t <= 0 else (t / varrho) ** (q - 1) if t <= varrho else 1.0 for t in pts]
-    assert_close(smoothed_relu_grad(z, q, varrho), torch.tensor(expected_grad, dtype=torch.float64),
-                               rtol=1e-12, atol=1e-12)
+    expected = [
+        0.0
+        if t <= 0
+        else t**q / (q * varrho ** (q - 1))
+        if t <= varrho
+        else t - (1 - 1 / q) * varrho
+        for t in pts
+    ]
+    assert_close(
+        smoothed_relu(z, q, varrho),
+        torch.tensor(expected, dtype=torch.float64),
+        rtol=1e-12,
+        atol=1e-12,
+    )
+    expected_grad = [
+        0.0 if t <= 0 else (t / varrho) ** (q - 1) if t <= varrho else 1.0 for t in pts
+    ]
+    assert_close(
+        smoothed_relu_grad(z, q, varrho),
+        torch.tensor(expected_grad, dtype=torch.float64),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 def test_smoothed_relu_q4_known_values():
@@ -88,16 +123,18 @@ def test_smoothed_relu_leaves_input_untouched():
 
 # ----------------------------------------------------------------------------- init
 
+
 def test_init_weights_shape_scale_and_seed():
     cfg = LearnerConfig(m=5, sigma0=0.1)
     W = init_weights(cfg, 3, 4, 16, gen(0))
     assert W.shape == (3, 4, 5, 16)
     assert float(W.std()) == pytest.approx(0.1, rel=0.1)
     assert torch.equal(W, init_weights(cfg, 3, 4, 16, gen(0)))
-    assert not torch.equal(W[0], W[1])                        # members are independent draws
+    assert not torch.equal(W[0], W[1])  # members are independent draws
 
 
 # ----------------------------------------------------------------------------- network
+
 
 def _regimes_present(W, X, varrho):
     pre = torch.einsum("kimd,npd->knpim", W, X)
@@ -113,12 +150,12 @@ def test_logits_match_definition(tiny_sample, learner_cfg, chunk):
     F = Network(learner_cfg, chunk=chunk).logits(W, X)
     assert F.shape == (2, 40, 4)
     assert_close(F, logits_ref(W, X, learner_cfg.q, learner_cfg.varrho), rtol=1e-5, atol=1e-5)
-    assert torch.equal(W, W_before) and torch.equal(X, X_before)     # inputs not overwritten
+    assert torch.equal(W, W_before) and torch.equal(X, X_before)  # inputs not overwritten
 
 
 def _autograd_mean_loss_grad(W, X, y, q, varrho, loss_of_F):
     W64 = W.detach().double().requires_grad_()
-    value = loss_of_F(logits_ref(W64, X.double(), q, varrho))      # (K,)
+    value = loss_of_F(logits_ref(W64, X.double(), q, varrho))  # (K,)
     (grad,) = torch.autograd.grad(value.sum(), W64)
     return value.detach(), grad
 
@@ -136,17 +173,19 @@ def test_closed_form_gradient_equals_autograd_cross_entropy(tiny_sample, learner
     X, y = tiny_sample.X, tiny_sample.y
     assert _regimes_present(W, X, learner_cfg.varrho)
     value, grad = Network(learner_cfg, chunk=chunk).loss_and_grad(W, X, losses.cross_entropy(y))
-    ref_value, ref_grad = _autograd_mean_loss_grad(W, X, y, learner_cfg.q, learner_cfg.varrho,
-                                                   lambda F: mean_ce_ref(F, y))
+    ref_value, ref_grad = _autograd_mean_loss_grad(
+        W, X, y, learner_cfg.q, learner_cfg.varrho, lambda F: mean_ce_ref(F, y)
+    )
     assert value.shape == (3,) and grad.shape == W.shape
     assert_close(value.double(), ref_value, rtol=1e-5, atol=1e-6)
-    assert float(grad.abs().max()) > 1e-3                      # a non-trivial gradient
+    assert float(grad.abs().max()) > 1e-3  # a non-trivial gradient
     _close_rel(grad, ref_grad, 1e-5)
 
 
 @pytest.mark.parametrize("chunk", [None, 7])
 def test_closed_form_gradient_with_per_sample_teacher(tiny_sample, learner_cfg, chunk):
-    """The chunk slices reach the loss: a teacher-dependent loss (Hinton KD) still matches autograd."""
+    """The chunk slices reach the loss: a teacher-dependent loss (Hinton KD) still matches
+    autograd."""
     W = init_weights(learner_cfg, 2, 4, 16, gen(5))
     X, y = tiny_sample.X, tiny_sample.y
     torch.manual_seed(0)
@@ -157,10 +196,14 @@ def test_closed_form_gradient_with_per_sample_teacher(tiny_sample, learner_cfg, 
         logpF = (F / T).log_softmax(-1)
         pG = (G.double() / T).softmax(-1)
         kl = (pG * (pG.log() - logpF)).sum(-1)
-        return mean_ce_ref(F, y) + w * T ** 2 * kl.mean(-1)
+        return mean_ce_ref(F, y) + w * T**2 * kl.mean(-1)
 
-    value, grad = Network(learner_cfg, chunk=chunk).loss_and_grad(W, X, losses.distill_hinton(y, G, T, w))
-    ref_value, ref_grad = _autograd_mean_loss_grad(W, X, y, learner_cfg.q, learner_cfg.varrho, hinton_mean)
+    value, grad = Network(learner_cfg, chunk=chunk).loss_and_grad(
+        W, X, losses.distill_hinton(y, G, T, w)
+    )
+    ref_value, ref_grad = _autograd_mean_loss_grad(
+        W, X, y, learner_cfg.q, learner_cfg.varrho, hinton_mean
+    )
     assert_close(value.double(), ref_value, rtol=1e-5, atol=1e-6)
     _close_rel(grad, ref_grad, 1e-5)
 
@@ -186,17 +229,22 @@ def test_K_batched_members_equal_separate_runs(tiny_sample, learner_cfg):
     W_batch, hist = gradient_descent(net, W0, X, y, ce, eta, steps=25, record_every=5)
     W_same, _ = gradient_descent(net, W0, X, y, ce, 1.0, steps=25)
     for i in range(3):
-        W_i, hist_i = gradient_descent(net, W0[i:i + 1], X, y, ce, float(eta[i]), steps=25, record_every=5)
-        _close_rel(W_batch[i:i + 1], W_i, 1e-5)
-        _close_rel(W_batch[i:i + 1] - W0[i:i + 1], W_i - W0[i:i + 1], 1e-4)   # the movement too
+        W_i, hist_i = gradient_descent(
+            net, W0[i : i + 1], X, y, ce, float(eta[i]), steps=25, record_every=5
+        )
+        _close_rel(W_batch[i : i + 1], W_i, 1e-5)
+        _close_rel(
+            W_batch[i : i + 1] - W0[i : i + 1], W_i - W0[i : i + 1], 1e-4
+        )  # the movement too
         assert_close(hist.loss[:, i], hist_i.loss[:, 0], rtol=1e-5, atol=1e-6)
-        W_s, _ = gradient_descent(net, W0[i:i + 1], X, y, ce, 1.0, steps=25)
-        _close_rel(W_same[i:i + 1], W_s, 1e-5)
-    assert not torch.allclose(W_batch, W0)                    # training moved the weights
-    assert torch.equal(W0, init_weights(learner_cfg, 3, 4, 16, gen(7)))   # W0 untouched
+        W_s, _ = gradient_descent(net, W0[i : i + 1], X, y, ce, 1.0, steps=25)
+        _close_rel(W_same[i : i + 1], W_s, 1e-5)
+    assert not torch.allclose(W_batch, W0)  # training moved the weights
+    assert torch.equal(W0, init_weights(learner_cfg, 3, 4, 16, gen(7)))  # W0 untouched
 
 
 # ----------------------------------------------------------------------------- linearised (NTK)
+
 
 @pytest.fixture
 def ntk_setup(tiny_sample, learner_cfg):
@@ -221,7 +269,7 @@ def test_linearised_is_first_order_taylor_expansion(ntk_setup):
     D = 0.3 * torch.randn_like(W0)
     q, varrho = cfg.q, cfg.varrho
     for Xs in (X, X_new):
-        F0, jvp = torch.func.jvp(lambda W: logits_ref(W, Xs, q, varrho), (W0,), (D,))
+        F0, jvp = torch.func.jvp(lambda W, Xs=Xs: logits_ref(W, Xs, q, varrho), (W0,), (D,))
         errs = []
         for eps in (0.04, 0.02, 0.01):
             W = W0 + eps * D
@@ -229,7 +277,7 @@ def test_linearised_is_first_order_taylor_expansion(ntk_setup):
             assert_close(lin.logits(W, Xs), F0 + eps * jvp, rtol=1e-5, atol=1e-5)
             # ... and differs from the network by O(eps^2)
             errs.append(float((logits_ref(W, Xs, q, varrho) - lin.logits(W, Xs)).abs().max()))
-        assert errs[0] > 1e-4                                   # the network is not linear here
+        assert errs[0] > 1e-4  # the network is not linear here
         assert errs[1] < errs[0] / 3 and errs[2] < errs[1] / 3  # halving eps quarters the error
 
 
@@ -237,8 +285,8 @@ def test_linearised_train_path_equals_new_input_path(ntk_setup):
     cfg, W0, lin, X, y, X_new = ntk_setup
     torch.manual_seed(2)
     W = W0 + 0.2 * torch.randn_like(W0)
-    via_J = lin.logits(W, X)                     # X is the training set: stored features
-    via_new = lin.logits(W, X.clone())           # a copy takes the new-input path
+    via_J = lin.logits(W, X)  # X is the training set: stored features
+    via_new = lin.logits(W, X.clone())  # a copy takes the new-input path
     assert_close(via_J, via_new, rtol=1e-5, atol=1e-5)
     chunked = Linearised(cfg, W0, X, chunk=6)
     assert_close(chunked.logits(W, X.clone()), via_J, rtol=1e-5, atol=1e-5)
@@ -268,6 +316,6 @@ def test_linearised_kernel_scale(ntk_setup):
     cfg, W0, lin, X, y, X_new = ntk_setup
     pre = torch.einsum("kimd,npd->knpim", W0, X)
     Dp = smoothed_relu_grad(pre, cfg.q, cfg.varrho)
-    J = torch.einsum("knpim,npd->knimd", Dp, X)                # grad of F_i(X_n) wrt w_{i,r}
+    J = torch.einsum("knpim,npd->knimd", Dp, X)  # grad of F_i(X_n) wrt w_{i,r}
     expected = J.pow(2).sum((-1, -2)).mean((1, 2))
     assert_close(lin.kernel_scale(), expected, rtol=1e-5, atol=0)

@@ -1,4 +1,5 @@
 """The chapters' analyses (mvlib.report): each checked on a case whose answer is known."""
+
 from __future__ import annotations
 
 import math
@@ -6,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 import torch
-
 from _mvhelpers import gen, tiny_data_config
+
 from mvlib import report
 from mvlib.data import MultiViewData, features, sample
 
@@ -26,7 +27,7 @@ def drawn(cfg):
 
 
 def test_noise_level_and_feature_patches_recover_the_generator(cfg, drawn):
-    carrying = cfg.C_p * (drawn.Z > 0).sum((1, 2))                     # feature patches per sample
+    carrying = cfg.C_p * (drawn.Z > 0).sum((1, 2))  # feature patches per sample
     fp = report.feature_patches(drawn.X, drawn.V, cfg.sigma_f, cfg.sigma_p)
     assert torch.equal(fp.sum(1), carrying)
     level = report.noise_level(drawn.X, drawn.V)
@@ -38,11 +39,12 @@ def test_measured_coefficients_match_Z_up_to_feature_noise(cfg, drawn):
     Zhat = report.measured_coefficients(drawn.X, drawn.V, cfg.sigma_f, cfg.sigma_p)
     present = drawn.Z > 0
     assert torch.equal(Zhat > 0, present)
-    err = (Zhat - drawn.Z)[present]                   # alpha ~ U[0, gamma] plus N(0, sigma_f^2)
+    err = (Zhat - drawn.Z)[present]  # alpha ~ U[0, gamma] plus N(0, sigma_f^2)
     assert float(err.min()) > -6 * cfg.sigma_f
     assert float(err.max()) < cfg.gamma + 6 * cfg.sigma_f
-    assert float(err.mean()) == pytest.approx(cfg.gamma / 2, abs=3 * cfg.sigma_f / math.sqrt(
-        len(err)) + 1e-3)
+    assert float(err.mean()) == pytest.approx(
+        cfg.gamma / 2, abs=3 * cfg.sigma_f / math.sqrt(len(err)) + 1e-3
+    )
 
 
 def test_generator_checks_pass_on_the_generator_and_fail_on_broken_data(cfg, drawn):
@@ -53,8 +55,7 @@ def test_generator_checks_pass_on_the_generator_and_fail_on_broken_data(cfg, dra
     X = drawn.X.clone()
     X[:, 0] += drawn.V[0, 0] + drawn.V[1, 1]
     bad = report.generator_checks(replace(drawn, X=X), [replace(drawn, X=X)], cfg)
-    assert not bad.set_index("statistic").loc[
-        "one feature per patch: 2nd largest projection", "ok"]
+    assert not bad.set_index("statistic").loc["one feature per patch: 2nd largest projection", "ok"]
     # non-orthonormal features
     V = drawn.V.clone()
     V[0, 0] = V[0, 0] + 0.01 * V[0, 1]
@@ -77,8 +78,14 @@ def test_wilson_interval():
 def _data(y, single, strong, k=3, d=6):
     N = len(y)
     V = torch.eye(d)[: 2 * k].view(k, 2, d)
-    return MultiViewData(torch.zeros(N, 2, d), torch.tensor(y), torch.tensor(single),
-                         torch.tensor(strong), torch.zeros(N, k, 2), V)
+    return MultiViewData(
+        torch.zeros(N, 2, d),
+        torch.tensor(y),
+        torch.tensor(single),
+        torch.tensor(strong),
+        torch.zeros(N, k, 2),
+        V,
+    )
 
 
 def _logits(pred, k=3):
@@ -88,7 +95,7 @@ def _logits(pred, k=3):
 
 def test_unfitted_samples_lists_each_miss():
     data = _data([0, 1, 2, 1], [False, True, True, False], [-1, 0, 1, -1])
-    F = _logits([[0, 1, 0, 1], [0, 0, 2, 1]])         # member 0 misses sample 2, member 1 sample 1
+    F = _logits([[0, 1, 0, 1], [0, 0, 2, 1]])  # member 0 misses sample 2, member 1 sample 1
     learned = torch.zeros(2, 3, 2, dtype=torch.bool)
     learned[1, 1, 0] = True
     df = report.unfitted_samples(F, data, learned)
@@ -102,10 +109,10 @@ def test_lottery_prediction_one_view_per_class():
     """A member right exactly on the samples of view 0: c = 1/2 and it is measured as 1/2."""
     k, reps = 3, 4
     y = [i for i in range(k) for _ in range(4 * reps)]
-    strong = [l for _ in range(k) for _ in range(reps) for l in (0, 0, 1, 1)]   # both halves
+    strong = [l for _ in range(k) for _ in range(reps) for l in (0, 0, 1, 1)]  # both halves
     data = _data(y, [True] * len(y), strong)
     pred = [c if l == 0 else (c + 1) % k for c, l in zip(y, strong)]
-    both = list(y)                                      # a second member learned both views
+    both = list(y)  # a second member learned both views
     df = report.lottery_prediction(_logits([pred, both]), data)
     assert df["predicted (c)"].tolist() == [0.5, 1.0]
     assert df["both views (b)"].tolist() == [0.0, 1.0]
@@ -133,7 +140,7 @@ def test_off_class_table_ratio_and_categories():
     assert df.loc[(0, 1), "feature of class j"] == "present, learned"
     assert df.loc[(0, 2), "feature of class j"] == "absent"
     assert df.loc[(1, 2), "feature of class j"] == "present, missed"
-    assert len(df) == 4                                               # wrong classes only
+    assert len(df) == 4  # wrong classes only
 
 
 def test_view_response_reads_the_diagonal():
@@ -143,9 +150,10 @@ def test_view_response_reads_the_diagonal():
     V = torch.eye(d).view(k, 2, d)
 
     def logits(X):
-        proj = torch.einsum("npd,jld->njl", X, V)                      # patch-summed projections
+        proj = torch.einsum("npd,jld->njl", X, V)  # patch-summed projections
         F = 10 * torch.arange(k).float() + proj[..., 0] + 2 * proj[..., 1]
-        return torch.stack([F, -F])                                     # K = 2 members
+        return torch.stack([F, -F])  # K = 2 members
+
     R = report.view_response(logits, V, P)
     assert R.shape == (2, k, 2)
     expected = torch.tensor([[10.0 * i + 1, 10.0 * i + 2] for i in range(k)])
