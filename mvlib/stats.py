@@ -58,3 +58,15 @@ def paired(a, b) -> Interval:
     if a.shape != b.shape:
         raise ValueError(f"paired needs equal lengths, got {a.size} and {b.size}")
     return mean_ci(a - b)
+
+
+def prediction_interval(values) -> Interval:
+    """Where one more draw (a new seed) falls with 95% probability, from n >= 2 draws:
+    mean +- t_{0.975, n-1} sd sqrt(1 + 1/n). The live run of a chapter is checked against the
+    shipped sweep with this, not with the (narrower) interval of the mean."""
+    x = np.asarray(values, dtype=float).ravel()
+    if x.size < 2 or not np.isfinite(x).all():
+        raise ValueError(f"prediction_interval needs >= 2 finite values, got {x.tolist()}")
+    m = float(x.mean())
+    half = t975(x.size - 1) * float(x.std(ddof=1)) * math.sqrt(1 + 1 / x.size)
+    return Interval(m, m - half, m + half, int(x.size))
