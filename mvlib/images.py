@@ -303,15 +303,6 @@ def init(cfg: ImageConfig, data: ImageData, seed: int, stream: int, K: int,
 # training
 
 
-def summed(loss: Loss, K: int) -> Loss:
-    """Training the sum (Message 4): the K members form one model F = sum_l f_l and every member
-    receives dL/dF."""
-    def wrapped(F, s):
-        value, g = loss(F.sum(0, keepdim=True), s)
-        return value.expand(K), g.expand(K, -1, -1)
-    return wrapped
-
-
 def scaled(loss: Loss, c: float) -> Loss:
     """``loss`` with its gradient times c: under SGD with momentum, the same as a step c times
     larger with a weight decay c times smaller."""
@@ -405,7 +396,7 @@ def train_all(cfg: ImageConfig, data: ImageData, seed: int) -> Run:
              for stream in (STREAM_MEMBERS, STREAM_SUM, STREAM_AVERAGE)]
     # the average's members get dL/dF, not dL/dF / K: a step K times larger, so that each
     # member moves as fast as a single model at the same loss gradient
-    one = fit(cfg, _cat(inits), data, stacked([(K, ce), (K, summed(ce, K)),
+    one = fit(cfg, _cat(inits), data, stacked([(K, ce), (K, losses.summed(ce, K)),
                                                (K, scaled(losses.averaged(ce, K), K))]),
               cfg.steps, seed)
     members, tsum, tavg = (one.select(slice(j * K, (j + 1) * K)) for j in range(3))

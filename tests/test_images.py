@@ -114,7 +114,7 @@ def test_summed_stacked_scaled_gradients_match_autograd():
     F = torch.randn(4, 5, 3, generator=g, requires_grad=True)
     y = torch.randint(0, 3, (5,), generator=g)
     ce = losses.cross_entropy(y)
-    loss = im.stacked([(2, im.summed(ce, 2)), (2, im.scaled(ce, 3.0))])
+    loss = im.stacked([(2, losses.summed(ce, 2)), (2, im.scaled(ce, 3.0))])
     value, dLdF = loss(F.detach(), slice(None))
     lp = torch.log_softmax(F[:2].sum(0), -1)
     total = -lp.gather(-1, y[:, None]).sum() + 3 * torch.nn.functional.cross_entropy(
