@@ -2,13 +2,31 @@
 
 A claim is a paired comparison of two methods' single-view accuracy on the same seeds (their
 students share initialisations), or a level one method must reach; it holds at a grid point when
-the 95% interval over seeds clears zero (or the level).
+the 95% interval over at least two seeds clears zero (or the level).
+
+- :func:`claim_table` / :func:`claim_map`: each claim's interval per grid point, and one claim
+  as a heatmap-ready (rows x cols) grid; :func:`claim_heatmaps` draws them.
+- :func:`live_slice`: a fresh run of one grid point against the shipped seeds' prediction
+  intervals.
+- :func:`kscaling`: Theorem 1's single-view accuracy per number of classes k.
+- :func:`write_provenance` / :func:`read_provenance`: how a shipped CSV was made.
 """
 from __future__ import annotations
 
+import datetime
+import json
+import os
+import platform
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mvlib.stats import Interval, mean_ci
+import numpy as np
+
+from mvlib.stats import Interval, mean_ci, prediction_interval
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 METRIC = "single_view"
 
@@ -39,6 +57,13 @@ SD_CLAIMS = (
 )
 
 
+# Theorem 2: the ensemble of K independently trained models against one of them.
+ENSEMBLE_CLAIMS = (Claim("ensemble - single", "ensemble", "single"),)
+# Theorem 1: a single model learns one view of each class, so it is right on half of the
+# single-view data.
+THEOREM1_SINGLE_VIEW = 0.5
+
+
 def grid_columns(df) -> list[str]:
     """The parameters that vary in a sweep's frame (its grid)."""
     fixed = {"seed", "method", "preset", "train", "multi_view", "single_view", "overall",
@@ -60,11 +85,13 @@ def interval(df, claim: Claim) -> Interval:
     return mean_ci((a[seeds] - b[seeds]).to_numpy())
 
 
-def claim_table(df, claims) -> "pd.DataFrame":  # noqa: F821
-    """One row per (grid point, claim): mean, lo, hi, seeds and ``holds`` (lo > 0)."""
+def claim_table(df, claims, grid: list[str] | None = None) -> pd.DataFrame:
+    """One row per (grid point, claim): mean, lo, hi, seeds and ``holds`` (lo > 0 over >= 2
+    seeds: one seed has no interval). ``grid``: the grid columns (default: those that vary in
+    df; name them for a partial sweep, where a column may not vary yet)."""
     import pandas as pd
 
-    grid = grid_columns(df)
+    grid = grid_columns(df) if grid is None else list(grid)
     rows = []
     groups = df.groupby(grid, sort=False) if grid else [((), df)]
     for key, part in groups:
@@ -74,5 +101,179 @@ def claim_table(df, claims) -> "pd.DataFrame":  # noqa: F821
                 continue
             ci = interval(part, c)
             rows.append({**dict(zip(grid, key)), "claim": c.name, "mean": ci.mean, "lo": ci.lo,
-                         "hi": ci.hi, "seeds": ci.n, "holds": ci.lo > 0})
+                         "hi": ci.hi, "seeds": ci.n, "holds": ci.n >= 2 and ci.lo > 0})
     return pd.DataFrame(rows)
+
+
+def holds_where(table, claim: str, grid: list[str]) -> list[dict]:
+    """The grid points (``{column: value}``) of a :func:`claim_table` where ``claim`` holds."""
+    part = table[(table.claim == claim) & table.holds]
+    return [dict(zip(grid, (r[g] for g in grid))) for _, r in part.iterrows()]
+
+
+@dataclass(frozen=True)
+class ClaimMap:
+    """One claim over two grid columns: ``mean``, ``lo``, ``hi`` (float) and ``holds`` (bool),
+    each a DataFrame indexed by ``rows`` x ``cols`` values; a grid point not yet in the sweep
+    has NaN and does not hold."""
+
+    claim: str
+    rows: str
+    cols: str
+    mean: pd.DataFrame
+    lo: pd.DataFrame
+    hi: pd.DataFrame
+    holds: pd.DataFrame
+
+    def labels(self, fmt: str = ".2f"):
+        """Cell text ``"mean\\n[lo, hi]"`` ("" where missing)."""
+        import pandas as pd
+
+        text = np.vectorize(lambda m, lo, hi: "" if np.isnan(m) else
+                            f"{m:{fmt}}\n[{lo:{fmt}}, {hi:{fmt}}]", otypes=[object])
+        return pd.DataFrame(text(self.mean, self.lo, self.hi), index=self.mean.index,
+                            columns=self.mean.columns)
+
+
+def claim_map(table, claim: str, rows: str, cols: str, values: dict | None = None) -> ClaimMap:
+    """``claim``'s rows of a :func:`claim_table` as a ``rows`` x ``cols`` grid. ``values``
+    (``{column: [values]}``) fixes the axes, so points the sweep has not reached show as
+    missing; by default the axes are the values present."""
+    part = table[table.claim == claim]
+    if part.empty:
+        raise ValueError(f"claim {claim!r} is not in the table (claims: "
+                         f"{', '.join(table.claim.unique())})")
+    dup = part.duplicated([rows, cols])
+    if dup.any():
+        raise ValueError(f"{rows} x {cols} does not identify the grid points of {claim!r}: "
+                         f"another grid column varies too")
+    values = values or {}
+    index = values.get(rows, sorted(part[rows].unique()))
+    columns = values.get(cols, sorted(part[cols].unique()))
+
+    def grid(col):
+        return part.pivot(index=rows, columns=cols, values=col).reindex(index=index,
+                                                                        columns=columns)
+    holds = grid("holds").fillna(False).astype(bool)
+    return ClaimMap(claim, rows, cols, grid("mean").astype(float), grid("lo").astype(float),
+                    grid("hi").astype(float), holds)
+
+
+def claim_heatmaps(table, claims, rows: str, cols: str, values: dict | None = None,
+                   title: str = "", ncols: int = 3, fmt: str = ".2f"):
+    """One heatmap per claim (``Claim`` or name) of a :func:`claim_table`: colour the mean
+    single-view difference (red > 0 > blue, one scale for all), each cell "mean [lo, hi]",
+    a thick black frame where the claim holds. Returns the figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    from matplotlib.patches import Rectangle
+
+    names = [c.name if isinstance(c, Claim) else c for c in claims]
+    maps = [claim_map(table, n, rows, cols, values) for n in names]
+    vmax = max(float(np.nanmax(np.abs(m.mean.to_numpy()), initial=0.0)) for m in maps) or 1.0
+    nrows = -(-len(maps) // ncols)
+    fig, axes = plt.subplots(nrows, min(ncols, len(maps)), squeeze=False,
+                             figsize=(4.2 * min(ncols, len(maps)), 3.4 * nrows))
+    for ax, m in zip(axes.flat, maps):
+        sns.heatmap(m.mean, annot=m.labels(fmt), fmt="", cmap="RdBu_r", vmin=-vmax, vmax=vmax,
+                    cbar=False, ax=ax, annot_kws={"fontsize": 8}, linewidths=0.5)
+        for i, j in zip(*np.nonzero(m.holds.to_numpy())):
+            ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="black", lw=3))
+        ax.set_title(m.claim, fontsize=10)
+        ax.invert_yaxis()
+    for ax in axes.flat[len(maps):]:
+        ax.set_visible(False)
+    fig.suptitle(title + ("\n" if title else "") + "single-view difference, mean [95% interval]"
+                 " over seeds; framed: the interval excludes 0", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def at_point(df, point: dict):
+    """The rows of df at one grid point ``{column: value}`` (numbers compared as floats)."""
+    mask = np.ones(len(df), dtype=bool)
+    for col, value in point.items():
+        mask &= np.isclose(df[col].astype(float), float(value))
+    return df[mask]
+
+
+def live_slice(shipped, live: dict, claims, methods) -> pd.DataFrame:
+    """A fresh run of one grid point against the shipped sweep's seeds at that point.
+
+    shipped: rows of a sweep's CSV at one grid point (:func:`at_point`), >= 2 seeds; live:
+    ``reproduce``'s output ``{method: {metric: float}}`` for one seed. One row per method
+    (its single-view accuracy) and per claim (its difference): ``live``, the prediction
+    interval of one new seed from the shipped ones (``mean``, ``lo``, ``hi``, ``seeds``) and
+    ``inside`` (lo <= live <= hi).
+    """
+    import pandas as pd
+
+    rows = []
+
+    def add(quantity, value, draws):
+        pi = prediction_interval(draws)
+        rows.append({"quantity": quantity, "live": value, "mean": pi.mean, "lo": pi.lo,
+                     "hi": pi.hi, "seeds": pi.n, "inside": pi.lo <= value <= pi.hi})
+    for m in methods:
+        add(m, live[m][METRIC], _per_seed(shipped, m).to_numpy())
+    for c in claims:
+        a = _per_seed(shipped, c.a)
+        if c.b is None:
+            add(c.name, live[c.a][METRIC] - c.level, a.to_numpy() - c.level)
+        else:
+            b = _per_seed(shipped, c.b)
+            seeds = a.index.intersection(b.index)
+            add(c.name, live[c.a][METRIC] - live[c.b][METRIC], (a[seeds] - b[seeds]).to_numpy())
+    return pd.DataFrame(rows)
+
+
+def kscaling(df, method: str = "single") -> pd.DataFrame:
+    """Theorem 1's scaling: per number of classes k, ``method``'s mean and 95% interval over
+    seeds of each accuracy (train, multi_view, single_view: columns M, M_lo, M_hi) and
+    ``seeds``; df: sweeps' rows at several k (concatenated CSVs)."""
+    import pandas as pd
+
+    out = []
+    for k, part in df[df.method == method].groupby("k"):
+        row = {"k": int(k), "N": int(part.N.iloc[0]), "seeds": part.seed.nunique()}
+        for metric in ("train", "multi_view", "single_view"):
+            ci = mean_ci(part[metric].to_numpy())
+            row.update({metric: ci.mean, f"{metric}_lo": ci.lo, f"{metric}_hi": ci.hi})
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def provenance_path(csv_path) -> Path:
+    """Where the provenance of ``csv_path`` lives: ``CSV_PATH.provenance.json``."""
+    return Path(str(csv_path) + ".provenance.json")
+
+
+def write_provenance(csv_path, command: str) -> Path:
+    """Record how ``csv_path`` was made beside it: the command, mvlib's version and source hash
+    (:func:`mvlib.cache.source_hash`: the code that computed the results), the date and the
+    machine (platform, CPU count, torch version). Returns the JSON file's path."""
+    import torch
+
+    import mvlib
+    from mvlib.cache import source_hash
+
+    if not Path(csv_path).exists():
+        raise FileNotFoundError(f"no sweep CSV at {csv_path}: run the sweep first")
+    record = {
+        "csv": Path(csv_path).name,
+        "command": command,
+        "mvlib_version": mvlib.__version__,
+        "source_hash": source_hash(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                    "torch": torch.__version__},
+    }
+    path = provenance_path(csv_path)
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def read_provenance(csv_path) -> dict | None:
+    """The record :func:`write_provenance` wrote for ``csv_path`` (None when there is none)."""
+    path = provenance_path(csv_path)
+    return json.loads(path.read_text()) if path.exists() else None

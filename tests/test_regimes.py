@@ -1,0 +1,157 @@
+"""mvlib.regimes on hand-made sweep frames: claim intervals, holds, maps, live slice, k-scaling,
+provenance."""
+import json
+import math
+
+import matplotlib
+import pandas as pd
+import pytest
+
+from mvlib import regimes as rg
+from mvlib.stats import t975
+
+matplotlib.use("Agg")
+DK = rg.Claim("dark", "distill", "distill_permuted")
+LEVEL = rg.Claim("sd >= 3/4", "self_distill", level=0.75)
+
+
+def frame(points: dict, grid=("T", "off_high"), other=None) -> pd.DataFrame:
+    """A sweep's tidy frame: ``{grid values: {method: [single_view per seed]}}``."""
+    rows = []
+    for values, methods in points.items():
+        for method, accs in methods.items():
+            for seed, acc in enumerate(accs):
+                rows.append({"preset": "ci", "k": 10, **dict(zip(grid, values)),
+                             **(other or {}), "seed": seed, "method": method, "train": 1.0,
+                             "multi_view": 0.99, "single_view": acc, "overall": 0.9,
+                             "both_views": 0.1})
+    return pd.DataFrame(rows)
+
+
+SWEEP = frame({
+    (4, 0.4): {"distill": [0.8, 0.9, 0.85], "distill_permuted": [0.7, 0.79, 0.76]},  # holds
+    (4, 0.8): {"distill": [0.8, 0.7, 0.9], "distill_permuted": [0.7, 0.8, 0.8]},     # straddles 0
+    (8, 0.4): {"distill": [0.6, 0.6, 0.6], "distill_permuted": [0.7, 0.7, 0.7]},     # negative
+})
+
+
+def test_claim_table_paired_interval_and_holds():
+    t = rg.claim_table(SWEEP, [DK])
+    assert list(t.columns[:2]) == ["T", "off_high"] and len(t) == 3
+    row = t[(t["T"] == 4) & (t.off_high == 0.4)].iloc[0]
+    diffs = [0.1, 0.11, 0.09]
+    half = t975(2) * pd.Series(diffs).std() / math.sqrt(3)
+    assert row["mean"] == pytest.approx(0.1) and row.seeds == 3
+    assert row.lo == pytest.approx(0.1 - half) and row.hi == pytest.approx(0.1 + half)
+    assert list(t.holds) == [True, False, False]
+
+
+def test_holds_needs_two_seeds():
+    one = frame({(4, 0.4): {"distill": [0.9], "distill_permuted": [0.1]},
+                 (8, 0.4): {"distill": [0.9, 0.9], "distill_permuted": [0.1, 0.2]}})
+    t = rg.claim_table(one, [DK])
+    assert list(t.seeds) == [1, 2] and list(t.holds) == [False, True]
+
+
+def test_level_claim_and_missing_method_skipped():
+    df = frame({(4, 0.4): {"self_distill": [0.8, 0.82, 0.81]},
+                (8, 0.4): {"self_distill": [0.74, 0.76, 0.75]}})
+    t = rg.claim_table(df, [LEVEL, DK])            # DK's methods are absent: no rows
+    assert list(t.claim) == [LEVEL.name] * 2
+    assert t["mean"].tolist() == pytest.approx([0.81 - 0.75, 0.0], abs=1e-12)
+    assert list(t.holds) == [True, False]
+
+
+def test_explicit_grid_for_a_partial_sweep():
+    part = SWEEP[SWEEP["T"] == 4]
+    part = part[part.off_high == 0.4]              # nothing varies yet
+    assert rg.grid_columns(part) == []
+    t = rg.claim_table(part, [DK], grid=["T", "off_high"])
+    assert t[["T", "off_high"]].values.tolist() == [[4, 0.4]] and bool(t.holds.iloc[0])
+
+
+def test_claim_map_pivot_and_missing_points():
+    t = rg.claim_table(SWEEP, [DK])
+    m = rg.claim_map(t, "dark", "T", "off_high", values={"T": [4, 8, 16]})
+    assert m.mean.shape == (3, 2) and list(m.mean.index) == [4, 8, 16]
+    assert m.mean.loc[4, 0.4] == pytest.approx(0.1) and m.mean.loc[8, 0.4] == pytest.approx(-0.1)
+    assert math.isnan(m.mean.loc[8, 0.8]) and math.isnan(m.mean.loc[16, 0.4])
+    assert m.holds.to_numpy().sum() == 1 and bool(m.holds.loc[4, 0.4])
+    assert m.holds.dtypes.eq(bool).all()
+    lab = m.labels(".2f")
+    assert lab.loc[8, 0.4] == "-0.10\n[-0.10, -0.10]" and lab.loc[16, 0.8] == ""
+
+
+def test_claim_map_refuses_unknown_claim_and_a_third_grid_column():
+    t = rg.claim_table(SWEEP, [DK])
+    with pytest.raises(ValueError, match="not in the table"):
+        rg.claim_map(t, "nope", "T", "off_high")
+    three = pd.concat([SWEEP, SWEEP.assign(k=12)])
+    with pytest.raises(ValueError, match="another grid column"):
+        rg.claim_map(rg.claim_table(three, [DK]), "dark", "T", "off_high")
+
+
+def test_holds_where_lists_points():
+    t = rg.claim_table(SWEEP, [DK])
+    assert rg.holds_where(t, "dark", ["T", "off_high"]) == [{"T": 4, "off_high": 0.4}]
+    assert rg.holds_where(t, "other", ["T"]) == []
+
+
+def test_heatmaps_frame_the_points_where_a_claim_holds():
+    t = rg.claim_table(SWEEP, [DK, rg.Claim("rev", "distill_permuted", "distill")])
+    fig = rg.claim_heatmaps(t, ["dark", "rev"], "T", "off_high", ncols=3)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["dark", "rev"]
+    frames = [[p for p in ax.patches if not p.get_fill()] for ax in axes]
+    assert [len(f) for f in frames] == [1, 1]      # rev holds at (8, 0.4), dark at (4, 0.4)
+    texts = [x.get_text() for x in axes[0].texts]
+    assert "0.10\n[0.08, 0.12]" in texts
+
+
+def test_at_point_compares_as_floats():
+    assert set(rg.at_point(SWEEP, {"T": 4.0, "off_high": "0.4"}).method) == {
+        "distill", "distill_permuted"}
+    assert len(rg.at_point(SWEEP, {"T": 4, "off_high": 0.4})) == 6
+
+
+def test_live_slice_inside_and_outside_prediction_interval():
+    shipped = rg.at_point(SWEEP, {"T": 4, "off_high": 0.4})
+    live = {"distill": {"single_view": 0.86}, "distill_permuted": {"single_view": 0.2}}
+    s = rg.live_slice(shipped, live, [DK], ["distill", "distill_permuted"]).set_index("quantity")
+    assert s.loc["distill", "inside"] and not s.loc["distill_permuted", "inside"]
+    assert s.loc["dark", "live"] == pytest.approx(0.66) and not s.loc["dark", "inside"]
+    sd = pd.Series([0.8, 0.9, 0.85]).std()
+    assert s.loc["distill", "hi"] == pytest.approx(0.85 + t975(2) * sd * math.sqrt(4 / 3))
+    lv = frame({(4, 0.4): {"self_distill": [0.8, 0.82, 0.81]}})
+    s = rg.live_slice(lv, {"self_distill": {"single_view": 0.81}}, [LEVEL], [])
+    assert s.quantity.tolist() == [LEVEL.name] and s.live.iloc[0] == pytest.approx(0.06)
+    assert bool(s.inside.iloc[0])
+
+
+def test_kscaling_per_k():
+    df = pd.concat([frame({(k,): {"single": [0.5, 0.6, 0.55], "ensemble": [0.9] * 3}},
+                          grid=("k",), other={"N": 60 * k}) for k in (10, 20)])
+    ks = rg.kscaling(df)
+    assert ks.k.tolist() == [10, 20] and ks.N.tolist() == [600, 1200]
+    assert ks.single_view.tolist() == pytest.approx([0.55, 0.55]) and (ks.seeds == 3).all()
+    assert (ks.single_view_lo < 0.55).all() and (ks.train == 1.0).all()
+    assert rg.kscaling(df, "ensemble").single_view.tolist() == pytest.approx([0.9, 0.9])
+
+
+def test_provenance_round_trip(tmp_path):
+    import mvlib
+    from mvlib.cache import source_hash
+
+    csv = tmp_path / "sweep.csv"
+    assert rg.read_provenance(csv) is None
+    with pytest.raises(FileNotFoundError, match="run the sweep first"):
+        rg.write_provenance(csv, "bash x.sh")
+    SWEEP.to_csv(csv, index=False)
+    path = rg.write_provenance(csv, "bash scripts/regimes.sh")
+    assert path == tmp_path / "sweep.csv.provenance.json"
+    rec = rg.read_provenance(csv)
+    assert rec == json.loads(path.read_text())
+    assert rec["command"] == "bash scripts/regimes.sh" and rec["csv"] == "sweep.csv"
+    assert rec["mvlib_version"] == mvlib.__version__ and rec["source_hash"] == source_hash()
+    assert rec["machine"]["cpu_count"] >= 1 and rec["machine"]["torch"]
+    assert rec["date"][:2] == "20"
