@@ -36,19 +36,20 @@ def _values(df, method, metric):
     return df[df.method == method].set_index(["seed", "model"])[metric]
 
 
-def steps(df: pd.DataFrame, prefix: str, baseline: str = "single",
+def steps(df: pd.DataFrame, prefix: str, baseline: str = "single", paired_baseline: bool = False,
           metric: str = "single_view") -> pd.DataFrame:
     """The decomposition of ``prefix``'s gain over ``baseline``: one row per step with the mean
-    paired difference and its 95% interval over (seed, student) pairs. The label-smoothing step
-    compares seed means (the baseline's models are not the students' twins)."""
+    paired difference and its 95% interval over (seed, student) pairs. The first step compares
+    seed means, unless ``paired_baseline`` (the baseline's models are the students' twins, as
+    the continuation is for self-distillation)."""
     rows = []
     for name, a, b in STEPS:
         x = _values(df, prefix + a, metric)
-        if b is None:
+        if b is None and not paired_baseline:
             base = df[df.method == baseline].groupby("seed")[metric].mean()
             diff = x.groupby(level="seed").mean() - base
         else:
-            diff = x - _values(df, prefix + b, metric)
+            diff = x - _values(df, baseline if b is None else prefix + b, metric)
         ci = mean_ci(diff.dropna().to_numpy())
         rows.append({"step": name, "from": LABELS.get(b, baseline) if b is not None else baseline,
                      "to": LABELS[a], "mean": ci.mean, "lo": ci.lo, "hi": ci.hi, "n": ci.n})

@@ -322,7 +322,9 @@ def distill_targets(G: torch.Tensor, y: torch.Tensor, prefix: str, seed: int) ->
 # reuses the same trained ensemble. Each returns Runs on the CPU; the public functions rebuild
 # the learner on the current device.
 
-_TRAIN_FIELDS = ("data", "learner", "N", "eta", "steps", "record_every", "chunk")
+# n_test: the histories record single-view test accuracy over iterations.
+_TRAIN_FIELDS = ("data", "learner", "N", "n_test", "eta", "steps", "record_every", "chunk")
+_NTK_FIELDS = ("data", "learner", "N", "n_test", "K", "eta_ntk", "ntk_steps", "record_every", "chunk")
 _KD_FIELDS = ("kd", "T", "kd_weight", "tau", "eta_ratio", "teacher_scale", "students")
 _UNIT_FIELDS = {
     "members": _TRAIN_FIELDS + ("K",),
@@ -331,10 +333,9 @@ _UNIT_FIELDS = {
     "scratch": _TRAIN_FIELDS + ("K",) + _KD_FIELDS + ("sd_kd",),
     "average": _TRAIN_FIELDS + ("K",),
     "sum": _TRAIN_FIELDS + ("K",),
-    "ntk": ("data", "learner", "N", "K", "eta_ntk", "ntk_steps", "record_every", "chunk"),
-    "ntk_average": ("data", "learner", "N", "K", "eta_ntk", "ntk_steps", "record_every", "chunk"),
-    "ntk_distill": ("data", "learner", "N", "K", "eta_ntk", "ntk_steps", "record_every", "chunk")
-    + _KD_FIELDS,
+    "ntk": _NTK_FIELDS,
+    "ntk_average": _NTK_FIELDS,
+    "ntk_distill": _NTK_FIELDS + _KD_FIELDS,
 }
 _DEFAULT = None
 
