@@ -105,10 +105,30 @@ def claim_table(df, claims, grid: list[str] | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def holds_where(table, claim: str, grid: list[str]) -> list[dict]:
-    """The grid points (``{column: value}``) of a :func:`claim_table` where ``claim`` holds."""
-    part = table[(table.claim == claim) & table.holds]
-    return [dict(zip(grid, (r[g] for g in grid))) for _, r in part.iterrows()]
+def holds_where(table, claims, grid: list[str]) -> list[dict]:
+    """The grid points (``{column: value}``) of a :func:`claim_table` where every one of
+    ``claims`` (a name or several) holds."""
+    names = [claims] if isinstance(claims, str) else list(claims)
+    part = table[table.claim.isin(names)]
+    if part.empty:
+        return []
+    every = part.groupby(grid, sort=False).holds.agg(["all", "size"])
+    every = every[every["all"] & (every["size"] == len(names))]
+    return [dict(zip(grid, key if isinstance(key, tuple) else (key,))) for key in every.index]
+
+
+def describe(table, grid: list[str], fmt: str = ".3f") -> list[str]:
+    """One sentence per claim of a :func:`claim_table`: where it holds (or that it holds nowhere
+    in the range tried) and the range of its mean over the grid points."""
+    out = []
+    for claim, part in table.groupby("claim", sort=False):
+        where = holds_where(part, claim, grid)
+        points = "; ".join(", ".join(f"{k}={v:g}" for k, v in p.items()) for p in where)
+        verdict = (f"holds at {len(where)} of {len(part)} grid points ({points})" if where
+                   else f"holds nowhere in the {len(part)} grid points tried")
+        out.append(f"{claim}: {verdict}; mean from {part['mean'].min():+{fmt}} to "
+                   f"{part['mean'].max():+{fmt}}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -225,6 +245,32 @@ def live_slice(shipped, live: dict, claims, methods) -> pd.DataFrame:
             seeds = a.index.intersection(b.index)
             add(c.name, live[c.a][METRIC] - live[c.b][METRIC], (a[seeds] - b[seeds]).to_numpy())
     return pd.DataFrame(rows)
+
+
+def with_live(shipped, live: dict, seed: int = 0):
+    """The shipped rows of one grid point with seed ``seed``'s METRIC replaced by the live run's
+    (``{method: {metric: float}}``): the map at that point as this run would draw it."""
+    out = shipped.copy()
+    for method, metrics in live.items():
+        out.loc[(out.method == method) & (out.seed == seed), METRIC] = metrics[METRIC]
+    return out
+
+
+def regime_mismatch(shipped, cfg, ignore=("n_test", "seeds")) -> dict:
+    """The parameters (``{name: (shipped, cfg)}``) where the config differs from the sweep's
+    rows at one grid point, outside ``ignore`` (what does not change the training regime)."""
+    from mvlib.experiments import as_dict
+
+    row = shipped.iloc[0]
+    out = {}
+    for name, value in as_dict(cfg).items():
+        if name in ignore or name not in row:
+            continue
+        same = (np.isclose(float(row[name]), float(value)) if isinstance(value, (int, float))
+                else str(row[name]) == str(value))
+        if not same:
+            out[name] = (row[name], value)
+    return out
 
 
 def kscaling(df, method: str = "single") -> pd.DataFrame:

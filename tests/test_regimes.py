@@ -91,10 +91,21 @@ def test_claim_map_refuses_unknown_claim_and_a_third_grid_column():
         rg.claim_map(rg.claim_table(three, [DK]), "dark", "T", "off_high")
 
 
-def test_holds_where_lists_points():
-    t = rg.claim_table(SWEEP, [DK])
+def test_holds_where_lists_points_where_every_claim_holds():
+    rev = rg.Claim("rev", "distill_permuted", "distill")
+    t = rg.claim_table(SWEEP, [DK, rev])
     assert rg.holds_where(t, "dark", ["T", "off_high"]) == [{"T": 4, "off_high": 0.4}]
+    assert rg.holds_where(t, ["rev"], ["T", "off_high"]) == [{"T": 8, "off_high": 0.4}]
+    assert rg.holds_where(t, ["dark", "rev"], ["T", "off_high"]) == []
     assert rg.holds_where(t, "other", ["T"]) == []
+
+
+def test_describe_says_where_and_nowhere():
+    t = rg.claim_table(SWEEP, [DK, rg.Claim("none", "distill", "distill")])
+    dark, none = rg.describe(t, ["T", "off_high"])
+    assert dark == ("dark: holds at 1 of 3 grid points (T=4, off_high=0.4); "
+                    "mean from -0.100 to +0.100")
+    assert none.startswith("none: holds nowhere in the 3 grid points tried")
 
 
 def test_heatmaps_frame_the_points_where_a_claim_holds():
@@ -126,6 +137,29 @@ def test_live_slice_inside_and_outside_prediction_interval():
     s = rg.live_slice(lv, {"self_distill": {"single_view": 0.81}}, [LEVEL], [])
     assert s.quantity.tolist() == [LEVEL.name] and s.live.iloc[0] == pytest.approx(0.06)
     assert bool(s.inside.iloc[0])
+
+
+def test_with_live_replaces_one_seed_and_can_overturn_a_claim():
+    shipped = rg.at_point(SWEEP, {"T": 4, "off_high": 0.4})
+    live = {"distill": {"single_view": 0.5}}
+    redrawn = rg.with_live(shipped, live, seed=0)
+    assert redrawn[(redrawn.method == "distill")].single_view.tolist() == [0.5, 0.9, 0.85]
+    assert shipped[(shipped.method == "distill")].single_view.tolist() == [0.8, 0.9, 0.85]
+    grid = ["T", "off_high"]
+    assert rg.claim_table(shipped, [DK], grid).holds.all()
+    assert not rg.claim_table(redrawn, [DK], grid).holds.any()
+
+
+def test_regime_mismatch_names_parameters_outside_ignore():
+    from mvlib.experiments import as_dict
+    from mvlib.presets import get_preset
+
+    cfg = get_preset("ci")
+    shipped = pd.DataFrame([{**as_dict(cfg), "seed": 0, "method": "single"}])
+    assert rg.regime_mismatch(shipped, cfg) == {}
+    assert rg.regime_mismatch(shipped, get_preset("book")) == {}     # n_test and seeds only
+    assert rg.regime_mismatch(shipped, get_preset("ci", T=4)) == {"T": (8.0, 4.0)}
+    assert set(rg.regime_mismatch(shipped, get_preset("paper"))) >= {"k", "N", "d"}
 
 
 def test_kscaling_per_k():
