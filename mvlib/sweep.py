@@ -53,7 +53,8 @@ class Cell:
 
 @dataclass(frozen=True)
 class Plan:
-    """A validated sweep: the base config (preset and ``--set``), the cells, the methods."""
+    """A validated sweep: its cells and methods; ``base`` is a config with the sweep's values of
+    every parameter outside the grid (preset and ``--set``)."""
 
     preset: str
     overrides: tuple[tuple[str, str], ...]
@@ -112,21 +113,22 @@ def plan(preset: str, grid: dict[str, list[str]], overrides: dict[str, str], see
     both = sorted(set(grid) & set(overrides))
     if both:
         raise ValueError(f"{', '.join(both)} given to both --grid and --set")
-    base = get_preset(preset, **overrides)
-    columns = {}
-    for name, raw_values in grid.items():
-        # The value as the CSV writes it: "16" and "16.0" are one value of an integer parameter.
-        values = [str(as_dict(get_preset(preset, **overrides, **{name: v}))[name])
-                  for v in raw_values]
-        if len(set(values)) < len(values):
-            raise ValueError(f"--grid {name} repeats a value: {','.join(raw_values)}")
-        columns[name] = values
     names = tuple(grid)
-    points = [tuple(zip(names, combo)) for combo in itertools.product(*columns.values())]
-    for point in points:    # parameters checked together (e.g. d >= 2k) on the whole point
-        get_preset(preset, **overrides, **dict(point))
+    configs, points, canonical = [], [], {name: {} for name in names}
+    for combo in itertools.product(*grid.values()):
+        # Parameters are checked together (e.g. d >= 2k) on the whole point. A value is kept as
+        # the CSV writes it: "16" and "16.0" are one value of an integer parameter.
+        configs.append(get_preset(preset, **overrides, **dict(zip(names, combo))))
+        values = as_dict(configs[-1])
+        points.append(tuple((name, str(values[name])) for name in names))
+        for name, raw in zip(names, combo):
+            canonical[name][raw] = str(values[name])
+    for name, seen in canonical.items():
+        if len(set(seen.values())) < len(grid[name]):
+            raise ValueError(f"--grid {name} repeats a value: {','.join(grid[name])}")
     cells = tuple(Cell(p, s) for p in points for s in range(seed, seed + seeds))
-    return Plan(preset, tuple(overrides.items()), names, cells, tuple(methods), base)
+    # Every point shares the parameters outside the grid: the first point's config holds them.
+    return Plan(preset, tuple(overrides.items()), names, cells, tuple(methods), configs[0])
 
 
 def run_cell(cfg: ExperimentConfig, seed: int, methods: tuple[str, ...],

@@ -162,6 +162,14 @@ def test_bad_sweep_is_refused_with_the_parameter_named(tmp_path, args, message, 
     assert not out.exists()
 
 
+def test_grid_parameters_are_checked_together():
+    p = sw.plan("ci", {"k": ["150"], "d": ["300", "400"]}, {}, 1, 0, METHODS)
+    assert [c.point for c in p.cells] == [(("k", "150"), ("d", "300")),
+                                          (("k", "150"), ("d", "400"))]
+    with pytest.raises(ValueError, match=r"d must be an integer in \[300, inf\], got 200"):
+        sw.plan("ci", {"k": ["150"], "d": ["200", "300"]}, {}, 1, 0, METHODS)
+
+
 def test_dask_backend_without_the_extra_says_what_to_install(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     with pytest.raises(SystemExit):
