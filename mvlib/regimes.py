@@ -6,8 +6,9 @@ the 95% interval over at least two seeds clears zero (or the level).
 
 - :func:`claim_table` / :func:`claim_map`: each claim's interval per grid point, and one claim
   as a heatmap-ready (rows x cols) grid; :func:`claim_heatmaps` draws them.
-- :func:`live_slice`: a fresh run of one grid point against the shipped seeds' prediction
-  intervals.
+- :func:`shipped`, :func:`at`, :func:`prediction`: a shipped sweep, its rows at one grid
+  point, and where one new seed falls there; :func:`live_slice`: a fresh run of one grid point
+  against those prediction intervals.
 - :func:`kscaling`: Theorem 1's single-view accuracy per number of classes k.
 - :func:`write_provenance` / :func:`read_provenance`: how a shipped CSV was made.
 """
@@ -209,18 +210,41 @@ def claim_heatmaps(table, claims, rows: str, cols: str, values: dict | None = No
     return fig
 
 
-def at_point(df, point: dict):
-    """The rows of df at one grid point ``{column: value}`` (numbers compared as floats)."""
+def at(df, **point):
+    """The rows of df (a sweep's frame or a :func:`claim_table`) at one grid point, given as
+    ``column=value`` (numbers compared as floats, so ``T=8`` finds ``8.0``)."""
     mask = np.ones(len(df), dtype=bool)
     for col, value in point.items():
+        if col not in df.columns:
+            raise KeyError(f"no column {col!r} (columns: {', '.join(map(str, df.columns))})")
         mask &= np.isclose(df[col].astype(float), float(value))
     return df[mask]
+
+
+def _draws(shipped, a: str, b: str | None, level: float = 0.0) -> np.ndarray:
+    """Per-seed METRIC of ``a`` minus ``b``'s on the same seed (b None: minus ``level``)."""
+    x = _per_seed(shipped, a)
+    if b is None:
+        return x.to_numpy() - level
+    y = _per_seed(shipped, b)
+    seeds = x.index.intersection(y.index)
+    return (x[seeds] - y[seeds]).to_numpy()
+
+
+def prediction(df, a: str, b: str | None = None, **point) -> Interval:
+    """Where one new seed's single-view accuracy of ``a`` (or its paired difference ``a - b``)
+    falls with 95% probability, from a sweep's seeds at ``point`` (:func:`at`;
+    :func:`mvlib.stats.prediction_interval`)."""
+    rows = at(df, **point)
+    if rows.empty:
+        raise ValueError(f"the sweep has no rows at {point}")
+    return prediction_interval(_draws(rows, a, b))
 
 
 def live_slice(shipped, live: dict, claims, methods) -> pd.DataFrame:
     """A fresh run of one grid point against the shipped sweep's seeds at that point.
 
-    shipped: rows of a sweep's CSV at one grid point (:func:`at_point`), >= 2 seeds; live:
+    shipped: rows of a sweep's frame at one grid point (:func:`at`), >= 2 seeds; live:
     ``reproduce``'s output ``{method: {metric: float}}`` for one seed. One row per method
     (its single-view accuracy) and per claim (its difference): ``live``, the prediction
     interval of one new seed from the shipped ones (``mean``, ``lo``, ``hi``, ``seeds``) and
@@ -235,15 +259,10 @@ def live_slice(shipped, live: dict, claims, methods) -> pd.DataFrame:
         rows.append({"quantity": quantity, "live": value, "mean": pi.mean, "lo": pi.lo,
                      "hi": pi.hi, "seeds": pi.n, "inside": pi.lo <= value <= pi.hi})
     for m in methods:
-        add(m, live[m][METRIC], _per_seed(shipped, m).to_numpy())
+        add(m, live[m][METRIC], _draws(shipped, m, None))
     for c in claims:
-        a = _per_seed(shipped, c.a)
-        if c.b is None:
-            add(c.name, live[c.a][METRIC] - c.level, a.to_numpy() - c.level)
-        else:
-            b = _per_seed(shipped, c.b)
-            seeds = a.index.intersection(b.index)
-            add(c.name, live[c.a][METRIC] - live[c.b][METRIC], (a[seeds] - b[seeds]).to_numpy())
+        b = live[c.b][METRIC] if c.b else c.level
+        add(c.name, live[c.a][METRIC] - b, _draws(shipped, c.a, c.b, c.level))
     return pd.DataFrame(rows)
 
 
@@ -287,6 +306,28 @@ def kscaling(df, method: str = "single") -> pd.DataFrame:
             row.update({metric: ci.mean, f"{metric}_lo": ci.lo, f"{metric}_hi": ci.hi})
         out.append(row)
     return pd.DataFrame(out)
+
+
+def data_dir() -> Path:
+    """The shipped sweeps' folder, ``book/data`` of the repository: beside the running notebook
+    (the book's folder, or the repository root), else beside this package's checkout."""
+    here = [Path.cwd() / "data", Path.cwd() / "book" / "data",
+            Path(__file__).resolve().parent.parent / "book" / "data"]
+    found = next((p for p in here if p.is_dir()), None)
+    if found is None:
+        raise FileNotFoundError("the shipped sweeps are in the repository's book/data, looked in "
+                                + ", ".join(map(str, here)) + ": run from a clone")
+    return found
+
+
+def shipped(name: str):
+    """A shipped sweep's CSV (``book/data/NAME.csv``, e.g. ``"regimes_kd"``) as a DataFrame."""
+    import pandas as pd
+
+    path = data_dir() / f"{name}.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"no shipped sweep {path}: scripts/regimes.sh writes it")
+    return pd.read_csv(path)
 
 
 def provenance_path(csv_path) -> Path:

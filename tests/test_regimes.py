@@ -119,14 +119,40 @@ def test_heatmaps_frame_the_points_where_a_claim_holds():
     assert "0.10\n[0.08, 0.12]" in texts
 
 
-def test_at_point_compares_as_floats():
-    assert set(rg.at_point(SWEEP, {"T": 4.0, "off_high": "0.4"}).method) == {
+def test_at_compares_as_floats_and_names_a_missing_column():
+    assert set(rg.at(SWEEP, T=4.0, off_high="0.4").method) == {
         "distill", "distill_permuted"}
-    assert len(rg.at_point(SWEEP, {"T": 4, "off_high": 0.4})) == 6
+    assert len(rg.at(SWEEP, T=4, off_high=0.4)) == 6
+    assert len(rg.at(rg.claim_table(SWEEP, [DK]), T=8)) == 1
+    with pytest.raises(KeyError, match="no column 'mu'"):
+        rg.at(SWEEP, mu=0.1)
+
+
+def test_prediction_of_one_method_and_of_a_paired_difference():
+    one = rg.prediction(SWEEP, "distill", T=4, off_high=0.4)
+    sd = pd.Series([0.8, 0.9, 0.85]).std()
+    assert one.mean == pytest.approx(0.85) and one.n == 3
+    assert one.hi == pytest.approx(0.85 + t975(2) * sd * math.sqrt(4 / 3))
+    two = rg.prediction(SWEEP, "distill", "distill_permuted", T=4, off_high=0.4)
+    sd = pd.Series([0.1, 0.11, 0.09]).std()
+    assert two.mean == pytest.approx(0.1) and two.lo == pytest.approx(
+        0.1 - t975(2) * sd * math.sqrt(4 / 3))
+    with pytest.raises(ValueError, match="no rows"):
+        rg.prediction(SWEEP, "distill", T=32, off_high=0.4)
+
+
+def test_shipped_reads_book_data(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    SWEEP.to_csv(tmp_path / "data" / "regimes_x.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    assert rg.data_dir() == tmp_path / "data"
+    pd.testing.assert_frame_equal(rg.shipped("regimes_x"), SWEEP)
+    with pytest.raises(FileNotFoundError, match="regimes.sh"):
+        rg.shipped("regimes_y")
 
 
 def test_live_slice_inside_and_outside_prediction_interval():
-    shipped = rg.at_point(SWEEP, {"T": 4, "off_high": 0.4})
+    shipped = rg.at(SWEEP, T=4, off_high=0.4)
     live = {"distill": {"single_view": 0.86}, "distill_permuted": {"single_view": 0.2}}
     s = rg.live_slice(shipped, live, [DK], ["distill", "distill_permuted"]).set_index("quantity")
     assert s.loc["distill", "inside"] and not s.loc["distill_permuted", "inside"]
@@ -140,7 +166,7 @@ def test_live_slice_inside_and_outside_prediction_interval():
 
 
 def test_with_live_replaces_one_seed_and_can_overturn_a_claim():
-    shipped = rg.at_point(SWEEP, {"T": 4, "off_high": 0.4})
+    shipped = rg.at(SWEEP, T=4, off_high=0.4)
     live = {"distill": {"single_view": 0.5}}
     redrawn = rg.with_live(shipped, live, seed=0)
     assert redrawn[(redrawn.method == "distill")].single_view.tolist() == [0.5, 0.9, 0.85]
