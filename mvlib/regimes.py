@@ -18,7 +18,7 @@ import datetime
 import json
 import os
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,6 +60,16 @@ SD_CLAIMS = (
 
 # Theorem 2: the ensemble of K independently trained models against one of them.
 ENSEMBLE_CLAIMS = (Claim("ensemble - single", "ensemble", "single"),)
+# The two questions a regime map answers: (a) the ensemble's dark knowledge beats both the flat
+# and the permuted teacher; (b) Theorem 4: two-phase self-distillation reaches 3/4 single-view
+# accuracy and beats its continuation baseline.
+DARK_KNOWLEDGE = ("dark knowledge: real - permuted", "real - flat")
+THEOREM4 = ("self-distillation >= 3/4", "distillation - continuation")
+
+
+def tagged(claims, tag: str) -> tuple[Claim, ...]:
+    """The claims renamed ``"TAG: name"``, so KD's and SD's claims share one table."""
+    return tuple(replace(c, name=f"{tag}: {c.name}") for c in claims)
 # Theorem 1: a single model learns one view of each class, so it is right on half of the
 # single-view data.
 THEOREM1_SINGLE_VIEW = 0.5
@@ -294,14 +304,14 @@ def regime_mismatch(shipped, cfg, ignore=("n_test", "seeds")) -> dict:
 
 def kscaling(df, method: str = "single") -> pd.DataFrame:
     """Theorem 1's scaling: per number of classes k, ``method``'s mean and 95% interval over
-    seeds of each accuracy (train, multi_view, single_view: columns M, M_lo, M_hi) and
+    seeds of train, multi_view, single_view and both_views (columns M, M_lo, M_hi), ``N`` and
     ``seeds``; df: sweeps' rows at several k (concatenated CSVs)."""
     import pandas as pd
 
     out = []
     for k, part in df[df.method == method].groupby("k"):
         row = {"k": int(k), "N": int(part.N.iloc[0]), "seeds": part.seed.nunique()}
-        for metric in ("train", "multi_view", "single_view"):
+        for metric in ("train", "multi_view", "single_view", "both_views"):
             ci = mean_ci(part[metric].to_numpy())
             row.update({metric: ci.mean, f"{metric}_lo": ci.lo, f"{metric}_hi": ci.hi})
         out.append(row)

@@ -195,6 +195,7 @@ def test_kscaling_per_k():
     assert ks.k.tolist() == [10, 20] and ks.N.tolist() == [600, 1200]
     assert ks.single_view.tolist() == pytest.approx([0.55, 0.55]) and (ks.seeds == 3).all()
     assert (ks.single_view_lo < 0.55).all() and (ks.train == 1.0).all()
+    assert ks.both_views.tolist() == pytest.approx([0.1, 0.1])
     assert rg.kscaling(df, "ensemble").single_view.tolist() == pytest.approx([0.9, 0.9])
 
 
@@ -215,3 +216,14 @@ def test_provenance_round_trip(tmp_path):
     assert rec["mvlib_version"] == mvlib.__version__ and rec["source_hash"] == source_hash()
     assert rec["machine"]["cpu_count"] >= 1 and rec["machine"]["torch"]
     assert rec["date"][:2] == "20"
+
+
+def test_tagged_claims_share_one_table():
+    both = rg.tagged((DK,), "KD") + rg.tagged((rg.Claim("dark", "self_distill", "distill"),), "SD")
+    assert [c.name for c in both] == ["KD: dark", "SD: dark"] and both[0].a == "distill"
+    df = frame({(4, 0.4): {"distill": [0.8, 0.9], "distill_permuted": [0.7, 0.8],
+                           "self_distill": [0.9, 0.95]}})
+    t = rg.claim_table(df, both, grid=["T", "off_high"])
+    assert t.claim.tolist() == ["KD: dark", "SD: dark"]
+    assert set(rg.DARK_KNOWLEDGE) <= {c.name for c in rg.KD_CLAIMS}
+    assert set(rg.THEOREM4) <= {c.name for c in rg.SD_CLAIMS}
