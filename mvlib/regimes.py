@@ -303,14 +303,15 @@ def regime_mismatch(shipped, cfg, ignore=("n_test", "seeds")) -> dict:
 
 
 def kscaling(df, method: str = "single") -> pd.DataFrame:
-    """Theorem 1's scaling: per number of classes k, ``method``'s mean and 95% interval over
-    seeds of train, multi_view, single_view and both_views (columns M, M_lo, M_hi), ``N`` and
-    ``seeds``; df: sweeps' rows at several k (concatenated CSVs)."""
+    """Theorem 1's scaling: per number of classes k and training length ``steps``, ``method``'s
+    mean and 95% interval over seeds of train, multi_view, single_view and both_views (columns
+    M, M_lo, M_hi), ``N`` and ``seeds``; df: sweeps' rows at several k (concatenated CSVs)."""
     import pandas as pd
 
     out = []
-    for k, part in df[df.method == method].groupby("k"):
-        row = {"k": int(k), "N": int(part.N.iloc[0]), "seeds": part.seed.nunique()}
+    for (k, steps), part in df[df.method == method].groupby(["k", "steps"]):
+        row = {"k": int(k), "steps": int(steps), "N": int(part.N.iloc[0]),
+               "seeds": part.seed.nunique()}
         for metric in ("train", "multi_view", "single_view", "both_views"):
             ci = mean_ci(part[metric].to_numpy())
             row.update({metric: ci.mean, f"{metric}_lo": ci.lo, f"{metric}_hi": ci.hi})

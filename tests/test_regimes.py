@@ -190,9 +190,12 @@ def test_regime_mismatch_names_parameters_outside_ignore():
 
 def test_kscaling_per_k():
     df = pd.concat([frame({(k,): {"single": [0.5, 0.6, 0.55], "ensemble": [0.9] * 3}},
-                          grid=("k",), other={"N": 60 * k}) for k in (10, 20)])
+                          grid=("k",), other={"N": 60 * k, "steps": 600}) for k in (20, 10)])
+    longer = frame({(20,): {"single": [0.5] * 2}}, grid=("k",), other={"N": 1, "steps": 1200})
+    ks = rg.kscaling(pd.concat([df, longer]))
+    assert ks.k.tolist() == [10, 20, 20] and ks.N.tolist() == [600, 1200, 1]
+    assert ks.steps.tolist() == [600, 600, 1200] and ks.seeds.tolist() == [3, 3, 2]
     ks = rg.kscaling(df)
-    assert ks.k.tolist() == [10, 20] and ks.N.tolist() == [600, 1200]
     assert ks.single_view.tolist() == pytest.approx([0.55, 0.55]) and (ks.seeds == 3).all()
     assert (ks.single_view_lo < 0.55).all() and (ks.train == 1.0).all()
     assert ks.both_views.tolist() == pytest.approx([0.1, 0.1])
