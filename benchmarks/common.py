@@ -1,5 +1,6 @@
 """What every benchmark shares: timing, the machine, the problem at a preset's sizes, and one
 GD step of ``mvlib.train.gradient_descent``'s loop body."""
+
 from __future__ import annotations
 
 import os
@@ -51,11 +52,19 @@ def cpu_model() -> str:
 
 
 def machine(device: torch.device) -> dict:
-    info = {"CPU": cpu_model(), "logical CPUs": os.cpu_count(), "torch threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "device": str(device)}
+    info = {
+        "CPU": cpu_model(),
+        "logical CPUs": os.cpu_count(),
+        "torch threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+    }
     if device.type == "cuda":
         p = torch.cuda.get_device_properties(device)
-        info["device"] = f"cuda: {p.name}, {p.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}"
+        info["device"] = (
+            f"cuda: {p.name}, {p.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}"
+        )
         info["TF32 matmul"] = torch.backends.cuda.matmul.allow_tf32
     try:
         info["load average at start (1 min)"] = f"{os.getloadavg()[0]:.2f}"
@@ -69,7 +78,9 @@ def make_problem(preset: str, N: int, K: int, device, seed: int = 0):
     cfg = get_preset(preset, N=N, K=K)
     g = torch.Generator().manual_seed(seed)
     data = sample(cfg.data, N, features(cfg.data, g), g)
-    W = init_weights(cfg.learner, K, cfg.data.k, cfg.data.d, torch.Generator().manual_seed(seed + 1), device)
+    W = init_weights(
+        cfg.learner, K, cfg.data.k, cfg.data.d, torch.Generator().manual_seed(seed + 1), device
+    )
     return cfg, data.X.to(device), data.y.to(device), W
 
 
@@ -95,6 +106,7 @@ def mvlib_step(cfg, X, y, W, chunk: int = 0):
         if not torch.isfinite(value).all():
             raise FloatingPointError("diverged")
         W.sub_(eta * grad)
+
     return step
 
 

@@ -4,6 +4,7 @@
     python benchmarks/memory.py --probe '{"preset": "book", "N": 600, "K": 10, "chunk": 0,
                                           "no_blocking": false, "device": "cpu"}'
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,6 +51,7 @@ class PeakRSS:
             return _vm_kib("VmRSS") * 1024
         except (OSError, KeyError):
             import psutil
+
             return psutil.Process().memory_info().rss
 
     def _sample(self):
@@ -68,11 +70,12 @@ class PeakRSS:
 
 
 def memprobe(spec: dict) -> dict:
-    """Peak memory of one GD step (run in a fresh process on CPU so earlier work leaves no trace)."""
+    """Peak memory of one GD step (run in a fresh process on CPU so that earlier work leaves no
+    trace)."""
     device = torch.device(spec["device"])
     cfg, X, y, W = make_problem(spec["preset"], spec["N"], spec["K"], device)
     if spec.get("no_blocking"):
-        mvmodel._CPU_BLOCK_ELEMS = 1 << 62        # one block per chunk, as on CUDA
+        mvmodel._CPU_BLOCK_ELEMS = 1 << 62  # one block per chunk, as on CUDA
     step = mvlib_step(cfg, X, y, W, spec["chunk"])
     if device.type == "cuda":
         sync(device)
@@ -80,9 +83,13 @@ def memprobe(spec: dict) -> dict:
         base = torch.cuda.memory_allocated(device)
         step()
         sync(device)
-        return {"bytes": torch.cuda.max_memory_allocated(device) - base, "method": "cuda max_memory_allocated"}
-    try:    # hand freed heap memory back to the OS so that the step's peak is measured, not masked
+        return {
+            "bytes": torch.cuda.max_memory_allocated(device) - base,
+            "method": "cuda max_memory_allocated",
+        }
+    try:  # hand freed heap memory back to the OS so that the step's peak is measured, not masked
         import ctypes
+
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
@@ -96,9 +103,19 @@ def measure_memory(spec: dict) -> dict:
         if spec.get("no_blocking"):
             spec = {**spec, "no_blocking": False}  # CUDA never blocks beyond chunk
         return memprobe(spec)
-    out = subprocess.run([sys.executable, __file__, "--threads", str(torch.get_num_threads()),
-                          "--probe", json.dumps(spec)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--threads",
+            str(torch.get_num_threads()),
+            "--probe",
+            json.dumps(spec),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -7,8 +7,9 @@ Measures, in one run on one machine:
 1. the machine's fp32 matrix-multiply throughput (a large ``torch.matmul``: the practical ceiling);
 2. the time of one GD step (``mvlib.train.gradient_descent``'s work: ``Network.loss_and_grad``, the
    finiteness check of the loss and ``W -= eta * grad``) for K = 1, 10, 30 members at the ``book``
-   preset and at the ``paper`` preset's data/learner sizes (fewer samples on CPU, see ``--paper-n``),
-   and the FLOP/s it reaches, counting the two matrix products, 2*N*P*d*K*k*m FLOP each;
+   preset and at the ``paper`` preset's data/learner sizes (fewer samples on CPU, see
+   ``--paper-n``), and the FLOP/s it reaches, counting the two matrix products,
+   2*N*P*d*K*k*m FLOP each;
 3. the same training written by hand: a Python loop over K ``torch.nn.Module`` models, autograd and
    ``torch.optim.SGD`` (same math, checked against mvlib), and mvlib's speedup over it;
 4. the peak memory of one step (CPU: peak-RSS increase in a fresh subprocess; CUDA:
@@ -21,6 +22,7 @@ The results are written as markdown to ``--out`` (default ``benchmarks/RESULTS.m
 The measurements live in ``step_speed.py`` (1-3, 5) and ``memory.py`` (4), the markdown in
 ``report.py``, what they share in ``common.py``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,34 +45,56 @@ HERE = Path(__file__).resolve().parent
 def memory_rows(book, paper, N_book: int, quick: bool, device: str, log) -> list[dict]:
     """Peak memory of one step at book size and at paper size with and without chunking."""
     N_mem = 100 if quick else paper.N
-    specs = [("book", book.N if not quick else N_book, 10, 0, False, "chunk=0 (default)"),
-             ("paper", N_mem, 10, 0, True, "chunk=0, no blocking: all samples at once"),
-             ("paper", N_mem, 10, 0, False, "chunk=0 (default)"),
-             ("paper", N_mem, 10, 100, False, "chunk=100")]
-    if device == "cuda":   # CUDA processes a whole chunk at once: no-blocking and default coincide
+    specs = [
+        ("book", book.N if not quick else N_book, 10, 0, False, "chunk=0 (default)"),
+        ("paper", N_mem, 10, 0, True, "chunk=0, no blocking: all samples at once"),
+        ("paper", N_mem, 10, 0, False, "chunk=0 (default)"),
+        ("paper", N_mem, 10, 100, False, "chunk=100"),
+    ]
+    if device == "cuda":  # CUDA processes a whole chunk at once: no-blocking and default coincide
         specs = [s for s in specs if not s[4]]
     mem = []
     for name, N, K, chunk, noblock, label in specs:
-        spec = {"preset": name, "N": N, "K": K, "chunk": chunk, "no_blocking": noblock,
-                "device": device}
+        spec = {
+            "preset": name,
+            "N": N,
+            "K": K,
+            "chunk": chunk,
+            "no_blocking": noblock,
+            "device": device,
+        }
         r = measure_memory(spec)
-        mem.append({"preset": name, "N": N, "K": K, "label": label, "bytes": r["bytes"],
-                    "method": r["method"], "analytic": act_bytes(get_preset(name), N, K)})
+        mem.append(
+            {
+                "preset": name,
+                "N": N,
+                "K": K,
+                "label": label,
+                "bytes": r["bytes"],
+                "method": r["method"],
+                "analytic": act_bytes(get_preset(name), N, K),
+            }
+        )
         log(f"memory {name} N={N} K={K} {label}: {fmt_bytes(r['bytes'])}")
     return mem
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", choices=["cpu", "cuda"],
-                    default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu"
+    )
     ap.add_argument("--quick", action="store_true", help="smoke run: small sizes, few repeats")
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
-    ap.add_argument("--paper-n", type=int, default=None,
-                    help="training samples at paper size (default: the preset's 3000 on CUDA, "
-                         "500 on CPU)")
-    ap.add_argument("--threads", type=int, default=0,
-                    help="torch intra-op threads (default: torch's own)")
+    ap.add_argument(
+        "--paper-n",
+        type=int,
+        default=None,
+        help="training samples at paper size (default: the preset's 3000 on CUDA, 500 on CPU)",
+    )
+    ap.add_argument(
+        "--threads", type=int, default=0, help="torch intra-op threads (default: torch's own)"
+    )
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -95,8 +119,9 @@ def main(argv=None):
     peak, peak_best = matmul_ceiling(n_mm, device, warmup, repeats)
     log(f"matmul {n_mm}^3: {peak / 1e9:.1f} GFLOP/s (median), {peak_best / 1e9:.1f} (best)")
     # 2. mvlib GD step, 3. hand-written loop
-    rows, checks = step_rows((("book", N_book), ("paper", N_paper)), Ks, device, warmup, repeats,
-                             peak, log)
+    rows, checks = step_rows(
+        (("book", N_book), ("paper", N_paper)), Ks, device, warmup, repeats, peak, log
+    )
     # 4. memory
     mem = memory_rows(book, paper, N_book, quick, args.device, log)
     # 5. profile of the book step at K=10, and the first call of a fresh process
@@ -108,8 +133,23 @@ def main(argv=None):
         info["load average at end (1 min)"] = f"{os.getloadavg()[0]:.2f}"
     except OSError:
         pass
-    md = report(info, args, peak, peak_best, n_mm, rows, checks, mem, prof, first_call_ms,
-                warmup, repeats, N_book, N_paper, time.perf_counter() - t_start)
+    md = report(
+        info,
+        args,
+        peak,
+        peak_best,
+        n_mm,
+        rows,
+        checks,
+        mem,
+        prof,
+        first_call_ms,
+        warmup,
+        repeats,
+        N_book,
+        N_paper,
+        time.perf_counter() - t_start,
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(md)

@@ -4,6 +4,7 @@ profile of the step, and the first step of a fresh process.
 
     python benchmarks/step_speed.py --firstcall cpu     # the first-call probe run_first_call uses
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,10 +22,11 @@ def matmul_ceiling(n: int, device, warmup: int, repeats: int) -> tuple[float, fl
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
     ts = timeit(lambda: a @ b, device, warmup, max(repeats, 5))
-    return 2 * n ** 3 / med(ts), 2 * n ** 3 / min(ts)
+    return 2 * n**3 / med(ts), 2 * n**3 / min(ts)
 
 
 # --------------------------------------------------------------- the hand-written baseline
+
 
 class HandLearner(torch.nn.Module):
     """One model of Def. 3.4 as a user would write it: weights (k, m, d), autograd for the rest."""
@@ -34,11 +36,11 @@ class HandLearner(torch.nn.Module):
         self.w = torch.nn.Parameter(W0.clone())
         self.q, self.varrho = q, varrho
 
-    def forward(self, X):                                   # X: (N, P, d) -> (N, k)
+    def forward(self, X):  # X: (N, P, d) -> (N, k)
         k, m, d = self.w.shape
-        z = X @ self.w.reshape(k * m, d).T                  # (N, P, k*m)
+        z = X @ self.w.reshape(k * m, d).T  # (N, P, k*m)
         zc = z.clamp(0.0, self.varrho)
-        a = zc ** self.q / (self.q * self.varrho ** (self.q - 1)) + (z - self.varrho).clamp(min=0.0)
+        a = zc**self.q / (self.q * self.varrho ** (self.q - 1)) + (z - self.varrho).clamp(min=0.0)
         return a.view(*X.shape[:2], k, m).sum((1, 3))
 
 
@@ -55,6 +57,7 @@ def hand_step(models, opts, X, y):
             loss = torch.nn.functional.cross_entropy(mdl(X), y)
             loss.backward()
             opt.step()
+
     return step
 
 
@@ -77,8 +80,14 @@ def step_rows(sizes, Ks, device, warmup: int, repeats: int, peak: float, log):
         for K in Ks:
             cfg, X, y, W = make_problem(name, N, K, device)
             ts = timeit(mvlib_step(cfg, X, y, W), device, warmup, repeats)
-            row = {"preset": name, "N": N, "K": K, "ms": med(ts) * 1e3, "ms_min": min(ts) * 1e3,
-                   "flop": step_flops(cfg, N, K)}
+            row = {
+                "preset": name,
+                "N": N,
+                "K": K,
+                "ms": med(ts) * 1e3,
+                "ms_min": min(ts) * 1e3,
+                "flop": step_flops(cfg, N, K),
+            }
             row["gflops"] = row["flop"] / med(ts) / 1e9
             row["frac"] = row["flop"] / med(ts) / peak
             if K in (1, 10):
@@ -88,17 +97,25 @@ def step_rows(sizes, Ks, device, warmup: int, repeats: int, peak: float, log):
                 row["hand_ms"] = med(tb) * 1e3
                 row["speedup"] = med(tb) / med(ts)
             rows.append(row)
-            log(f"{name} N={N} K={K}: {row['ms']:.1f} ms, {row['gflops']:.1f} GFLOP/s "
-                f"({row['frac']:.0%})" + (f", hand loop {row['hand_ms']:.1f} ms "
-                                          f"({row['speedup']:.1f}x)" if "hand_ms" in row else ""))
+            log(
+                f"{name} N={N} K={K}: {row['ms']:.1f} ms, {row['gflops']:.1f} GFLOP/s "
+                f"({row['frac']:.0%})"
+                + (
+                    f", hand loop {row['hand_ms']:.1f} ms ({row['speedup']:.1f}x)"
+                    if "hand_ms" in row
+                    else ""
+                )
+            )
     return rows, checks
 
 
 # ----------------------------------------------------------------------------- profile
 
+
 def profile_step(step, device, steps: int = 5) -> list[tuple[str, float, float]]:
     """Top ops of a step by self time: (name, ms per step, share)."""
     from torch.profiler import ProfilerActivity, profile
+
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     step()
     sync(device)
@@ -108,8 +125,11 @@ def profile_step(step, device, steps: int = 5) -> list[tuple[str, float, float]]
         sync(device)
     rows = []
     for e in prof.key_averages():
-        t = (getattr(e, "self_device_time_total", 0) or getattr(e, "self_cuda_time_total", 0)) \
-            if device.type == "cuda" else e.self_cpu_time_total
+        t = (
+            (getattr(e, "self_device_time_total", 0) or getattr(e, "self_cuda_time_total", 0))
+            if device.type == "cuda"
+            else e.self_cpu_time_total
+        )
         rows.append((e.key, t / 1e3 / steps))
     total = sum(t for _, t in rows) or 1.0
     rows.sort(key=lambda r: -r[1])
@@ -128,8 +148,12 @@ def first_call(device: str) -> float:
 
 def run_first_call(device: str) -> float:
     """first_call in a fresh process (what a short CI run pays once)."""
-    out = subprocess.run([sys.executable, __file__, "--firstcall", device],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--firstcall", device],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])["ms"]
 
 
