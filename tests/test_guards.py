@@ -134,6 +134,24 @@ def test_collapse_to_chance_after_learning():
     run_scripted(vals, [[0.3, 0.25], [0.9, 0.25], [0.6, 0.25], [0.4, 0.25]])
 
 
+def test_distilling_a_wrong_teacher_hard_collapses_a_trained_model():
+    """Trained members pulled towards a teacher that names the next class: with a large
+    distillation weight their training accuracy falls from 1 to chance within a few steps; a
+    weight of 1 at a small step only erodes it, and finishes."""
+    data, cfg = tiny_data(), tiny()
+    y, k = data.train.y, cfg.data.k
+    W = train_ensemble(cfg, data, 0).W
+    wrong = 10 * torch.nn.functional.one_hot((y + 1) % k, k).float()
+    net = Network(cfg.learner)
+    with pytest.raises(TrainingCollapsed, match=r"after reaching \[1.*lower kd_weight"):
+        gradient_descent(net, W, data.train.X, y, losses.distill_hinton(y, wrong, 1.0, 50.0),
+                         1.0, 300, hint="lower kd_weight")
+    W1, _ = gradient_descent(net, W, data.train.X, y, losses.distill_hinton(y, wrong, 1.0, 1.0),
+                             0.3, 300)
+    chance = 1 / k                                   # measured: 0.68 and 0.52, not at chance
+    assert (accuracy(net.logits(W1, data.train.X), y) > chance + train.COLLAPSE_LEVEL).all()
+
+
 def test_every_guard_is_a_training_diverged():
     for cls in (TrainingExploded, TrainingStalled, TrainingCollapsed):
         assert issubclass(cls, TrainingDiverged) and issubclass(cls, FloatingPointError)
