@@ -78,8 +78,17 @@ def time_reproduce(threads: int) -> tuple[float, dict]:
         torch.set_num_threads(before)
 
 
-def load() -> str:
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+def load() -> tuple[float, float, float]:
+    return os.getloadavg()
+
+
+def busy_note(before, after) -> list[str]:
+    """A warning when the 1-minute load exceeded the cores: the CPU was oversubscribed."""
+    cores = os.cpu_count() or 1
+    if max(before[0], after[0]) <= cores:
+        return []
+    return [f"- The 1-minute load was above the {cores} cores: the speedups below measure "
+            "contention with other work as much as the engines; rerun on an idle machine."]
 
 
 def cpu_model() -> str:
@@ -104,7 +113,7 @@ def measure(reps: int, tmp: Path) -> dict:
             "same_threads": results[1] == results[2]}
 
 
-def report(m: dict, reps: int, before: str, after: str, seconds: float) -> str:
+def report(m: dict, reps: int, before, after, seconds: float) -> str:
     base = min(m["sweeps"]["serial"])
     rows = []
     for name, times in m["sweeps"].items():
@@ -123,9 +132,11 @@ def report(m: dict, reps: int, before: str, after: str, seconds: float) -> str:
         "",
         f"- Machine: {cpu_model()}, {os.cpu_count()} cores; Python "
         f"{platform.python_version()}, torch {torch.__version__}.",
-        f"- Load average (1, 5, 15 min) before: {before}; after: {after}. The CPU was shared "
-        "with other users: every configuration ran back to back, interleaved, and the minimum "
-        "is the figure to read.",
+        f"- Load average (1, 5, 15 min) before: {', '.join(f'{x:.2f}' for x in before)}; "
+        f"after: {', '.join(f'{x:.2f}' for x in after)}. The CPU was shared with other users: "
+        "every configuration ran back to back, interleaved, and the minimum is the figure to "
+        "read.",
+        *busy_note(before, after),
         f"- Work: the `ci` preset with {', '.join(f'{k}={v}' for k, v in SET.items())}, "
         f"methods `{METHODS}`, {CELLS} cells (`{' '.join(GRID)}`), cache off.",
         f"- Command: `{cmd}` (times include interpreter and worker start-up).",
