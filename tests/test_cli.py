@@ -10,7 +10,7 @@ from mvlib.experiments import METHODS
 
 TINY = ["--set", "k=4", "--set", "d=24", "--set", "P=8", "--set", "N=60", "--set", "n_test=40",
         "--set", "K=2", "--set", "steps=20", "--set", "ntk_steps=10", "--set", "students=1",
-        "--set", "sd_steps=10"]
+        "--set", "sd_steps=10", "--set", "eta=2"]
 
 
 def test_reproduce_writes_stable_json(tmp_path, capsys):
@@ -83,3 +83,21 @@ def test_module_entry_point_runs():
         proc = subprocess.run([sys.executable, "-m", "mvlib", command, "--help"],
                               capture_output=True, text=True)
         assert proc.returncode == 0 and flag in proc.stdout
+
+
+def test_claims_are_paired_intervals_over_seeds():
+    from mvlib.__main__ import claims, claims_table
+
+    results = {"single": {"single_view": [0.6, 0.65, 0.62]},
+               "ensemble": {"single_view": [0.95, 0.97, 0.96]},
+               "distill": {"single_view": [0.9, 0.9, 0.9]},
+               "distill_permuted": {"single_view": [0.8, 0.95, 0.7]}}
+    rows = {r["claim"]: r for r in claims(results)}
+    assert rows["ensemble - single"]["holds"]
+    assert rows["ensemble - single"]["mean"] == pytest.approx(0.3367, abs=1e-3)
+    dk = rows["dark knowledge: real - permuted"]
+    assert not dk["holds"] and dk["lo"] < 0 < dk["hi"]
+    assert "self-distillation >= 3/4" not in rows          # its methods did not run
+    assert "does not hold" in claims_table(list(rows.values()))
+    one = claims({m: {"single_view": v["single_view"][:1]} for m, v in results.items()})
+    assert not any(r["holds"] for r in one) and "1 seed" in claims_table(one)

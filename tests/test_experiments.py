@@ -116,3 +116,31 @@ def test_eq43_teacher_scale_switches_the_truncation_on():
     G = torch.tensor([[10.0, 1.0, 0.0]])
     assert losses.truncation_fraction(G, 0.19) == 0.0
     assert losses.truncation_fraction(G, 0.19, scale=3.0) == pytest.approx(1 / 3)
+
+
+def test_learned_views_predict_single_view_accuracy():
+    """Section 5 of the book's method: the fraction of (class, view) pairs a model learned,
+    judged by behaviour on one half of the single-view test set, predicts its single-view accuracy
+    on the other half within a few points, for single models, the ensemble and distilled students
+    alike (ci preset, seed 0: the same trained results the chapters read from the cache)."""
+    import os
+
+    from mvlib.presets import get_preset
+    from mvlib.report import lottery_prediction
+
+    os.environ.pop("MVLIB_CACHE", None)             # share the chapters' cache
+    cfg = get_preset("ci")
+    data = E.make_data(cfg, 0)
+    m = E.members(cfg, 0, data)
+    st = E.distill_students(cfg, 0, data)
+    X = data.test_single.X
+    models = {"single": m.logits(X), "ensemble": m.logits(X).mean(0, keepdim=True),
+              **{n: t.logits(X) for n, t in st.items()}}
+    for name, F in models.items():
+        table = lottery_prediction(F, data.test_single)
+        err = (table["predicted (c)"] - table["measured"]).abs()
+        assert err.max() <= 0.06, (name, table.round(3).to_string())
+    # the prediction is informative: single models and the ensemble are far apart
+    single = lottery_prediction(models["single"], data.test_single)["predicted (c)"].mean()
+    ens = lottery_prediction(models["ensemble"], data.test_single)["predicted (c)"].mean()
+    assert ens - single > 0.2
