@@ -215,7 +215,7 @@ def claim_heatmaps(table, claims, rows: str, cols: str, values: dict | None = No
     for ax in axes.flat[len(maps):]:
         ax.set_visible(False)
     fig.suptitle(title + ("\n" if title else "") + "single-view difference, mean [95% interval]"
-                 " over seeds; framed: the interval excludes 0", fontsize=10)
+                 " over seeds; framed: the claim holds (interval above 0)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -317,6 +317,15 @@ def kscaling(df, method: str = "single") -> pd.DataFrame:
             row.update({metric: ci.mean, f"{metric}_lo": ci.lo, f"{metric}_hi": ci.hi})
         out.append(row)
     return pd.DataFrame(out)
+
+
+def theorem1_regime(table, fit: float = 0.99, band: float = 0.05):
+    """Per row of :func:`kscaling`: is the single model in Theorem 1's regime? It fits at least
+    ``fit`` of its training set ("training is perfect") and its single-view interval lies within
+    ``band`` of :data:`THEOREM1_SINGLE_VIEW` (test error in [0.49 mu, 0.51 mu]). Returns a
+    boolean Series."""
+    return ((table.train >= fit) & (table.single_view_lo >= THEOREM1_SINGLE_VIEW - band)
+            & (table.single_view_hi <= THEOREM1_SINGLE_VIEW + band))
 
 
 def data_dir() -> Path:

@@ -230,3 +230,10 @@ def test_tagged_claims_share_one_table():
     assert t.claim.tolist() == ["KD: dark", "SD: dark"]
     assert set(rg.DARK_KNOWLEDGE) <= {c.name for c in rg.KD_CLAIMS}
     assert set(rg.THEOREM4) <= {c.name for c in rg.SD_CLAIMS}
+
+
+def test_theorem1_regime_needs_the_fit_and_the_band():
+    t = pd.DataFrame({"train": [1.0, 0.95, 1.0, 1.0], "single_view_lo": [0.47, 0.47, 0.44, 0.5],
+                      "single_view_hi": [0.53, 0.53, 0.53, 0.56]})
+    assert rg.theorem1_regime(t).tolist() == [True, False, False, False]
+    assert rg.theorem1_regime(t, fit=0.9, band=0.1).tolist() == [True] * 4
