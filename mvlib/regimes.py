@@ -67,6 +67,11 @@ DARK_KNOWLEDGE = ("dark knowledge: real - permuted", "real - flat")
 THEOREM4 = ("self-distillation >= 3/4", "distillation - continuation")
 
 
+# The grid of each shipped sweep (scripts/regimes.sh): its rows and columns in the maps.
+GRIDS = {"regimes_kd": ("T", "off_high"), "regimes_sd": ("sd_steps", "teacher_scale"),
+         "regimes_data": ("k", "mu")}
+
+
 def tagged(claims, tag: str) -> tuple[Claim, ...]:
     """The claims renamed ``"TAG: name"``, so KD's and SD's claims share one table."""
     return tuple(replace(c, name=f"{tag}: {c.name}") for c in claims)
@@ -98,11 +103,12 @@ def interval(df, claim: Claim) -> Interval:
 
 def claim_table(df, claims, grid: list[str] | None = None) -> pd.DataFrame:
     """One row per (grid point, claim): mean, lo, hi, seeds and ``holds`` (lo > 0 over >= 2
-    seeds: one seed has no interval). ``grid``: the grid columns (default: those that vary in
-    df; name them for a partial sweep, where a column may not vary yet)."""
+    seeds: one seed has no interval). ``grid``: the grid columns (default: ``df.attrs["grid"]``,
+    which :func:`shipped` sets, else the columns that vary in df; a partial sweep may not vary
+    yet in every grid column)."""
     import pandas as pd
 
-    grid = grid_columns(df) if grid is None else list(grid)
+    grid = list(grid or df.attrs.get("grid") or grid_columns(df))
     rows = []
     groups = df.groupby(grid, sort=False) if grid else [((), df)]
     for key, part in groups:
@@ -341,13 +347,17 @@ def data_dir() -> Path:
 
 
 def shipped(name: str):
-    """A shipped sweep's CSV (``book/data/NAME.csv``, e.g. ``"regimes_kd"``) as a DataFrame."""
+    """A shipped sweep's CSV (``book/data/NAME.csv``, e.g. ``"regimes_kd"``) as a DataFrame;
+    ``attrs["grid"]`` holds its grid columns (:data:`GRIDS`) when it is one of the maps."""
     import pandas as pd
 
     path = data_dir() / f"{name}.csv"
     if not path.exists():
         raise FileNotFoundError(f"no shipped sweep {path}: scripts/regimes.sh writes it")
-    return pd.read_csv(path)
+    df = pd.read_csv(path)
+    if name in GRIDS:
+        df.attrs["grid"] = list(GRIDS[name])
+    return df
 
 
 def provenance_path(csv_path) -> Path:

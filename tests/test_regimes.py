@@ -151,6 +151,17 @@ def test_shipped_reads_book_data(tmp_path, monkeypatch):
         rg.shipped("regimes_y")
 
 
+def test_shipped_map_carries_its_grid_for_a_partial_sweep(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    one = rg.at(SWEEP, T=4, off_high=0.4)          # the first grid point only: nothing varies
+    one.to_csv(tmp_path / "data" / "regimes_kd.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    df = rg.shipped("regimes_kd")
+    assert df.attrs["grid"] == ["T", "off_high"]
+    t = rg.claim_table(df, [DK])
+    assert list(t.columns[:2]) == ["T", "off_high"] and bool(rg.at(t, T=4).holds.iloc[0])
+
+
 def test_live_slice_inside_and_outside_prediction_interval():
     shipped = rg.at(SWEEP, T=4, off_high=0.4)
     live = {"distill": {"single_view": 0.86}, "distill_permuted": {"single_view": 0.2}}
