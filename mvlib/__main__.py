@@ -25,6 +25,7 @@ from mvlib.experiments import as_dict, progress_total, reproduce
 from mvlib.presets import PRESETS, get_preset
 from mvlib.regimes import ENSEMBLE_CLAIMS, KD_CLAIMS, METRIC, SD_CLAIMS, Claim
 from mvlib.stats import mean_ci
+from mvlib.train import TrainingDiverged
 
 # The table's first columns; any further metric reproduce returns follows them.
 COLUMNS = ("train", "multi_view", "single_view", "overall")
@@ -186,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         return command(args)
     except (ValueError, ImportError) as e:
         top.error(str(e))
+    except TrainingDiverged as e:   # the message names the cause and the parameter to change
+        print(f"error: {e}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -101,3 +101,11 @@ def test_claims_are_paired_intervals_over_seeds():
     assert "does not hold" in claims_table(list(rows.values()))
     one = claims({m: {"single_view": v["single_view"][:1]} for m, v in results.items()})
     assert not any(r["holds"] for r in one) and "1 seed" in claims_table(one)
+
+
+def test_training_that_goes_wrong_is_a_message_not_a_traceback(capsys):
+    code = main(["reproduce", "--preset", "ci", "--no-progress", "--set", "eta=1e6",
+                 *TINY[:-2]])
+    err = capsys.readouterr().err
+    assert code == 3 and err.startswith("error: training exploded") and "eta" in err
+    assert "Traceback" not in err
