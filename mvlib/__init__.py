@@ -14,13 +14,25 @@
 - :mod:`mvlib.report`, :mod:`mvlib.plots`  the chapters' analyses and figures
 - :mod:`mvlib.presets`     ``ci``, ``book``, ``paper``
 """
+
 from mvlib.data import MultiViewConfig, MultiViewData
 from mvlib.experiments import METHODS, ExperimentConfig, reproduce
 from mvlib.model import LearnerConfig
 from mvlib.presets import PRESETS, get_preset
 from mvlib.train import TrainingCollapsed, TrainingDiverged, TrainingExploded, TrainingStalled
 
-__all__ = ["METHODS", "PRESETS", "ExperimentConfig", "LearnerConfig", "MultiViewConfig",
-           "MultiViewData", "TrainingCollapsed", "TrainingDiverged", "TrainingExploded",
-           "TrainingStalled", "get_preset", "reproduce"]
+__all__ = [
+    "METHODS",
+    "PRESETS",
+    "ExperimentConfig",
+    "LearnerConfig",
+    "MultiViewConfig",
+    "MultiViewData",
+    "TrainingCollapsed",
+    "TrainingDiverged",
+    "TrainingExploded",
+    "TrainingStalled",
+    "get_preset",
+    "reproduce",
+]
 __version__ = "0.1.0"

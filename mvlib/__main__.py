@@ -8,6 +8,7 @@
   of cells (:mod:`mvlib.sweep`) on serial, joblib or Dask workers, resumably, into a tidy CSV.
 - ``python -m mvlib cache info|clear`` shows or empties the cache of trained results.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,7 @@ def table(results: dict[str, dict[str, list[float]]]) -> str:
     """The accuracy table, one row per method, one column per metric."""
     cols = columns(results)
     head = f"{'method':<22}" + "".join(f"{c:>18}" for c in cols)
-    rows = [f"{m:<22}" + "".join(f"{summarise(results[m][c]):>18}" for c in cols)
-            for m in results]
+    rows = [f"{m:<22}" + "".join(f"{summarise(results[m][c]):>18}" for c in cols) for m in results]
     return "\n".join([head, "-" * len(head), *rows])
 
 
@@ -67,8 +67,19 @@ def claims(results: dict[str, dict[str, list[float]]]) -> list[dict]:
         a = np.asarray(results[c.a][METRIC])
         b = np.asarray(results[c.b][METRIC]) if c.b is not None else c.level
         ci = mean_ci(a - b)
-        out.append({"claim": c.name, "a": c.a, "b": c.b, "level": c.level, "mean": ci.mean,
-                    "lo": ci.lo, "hi": ci.hi, "seeds": ci.n, "holds": ci.n > 1 and ci.lo > 0})
+        out.append(
+            {
+                "claim": c.name,
+                "a": c.a,
+                "b": c.b,
+                "level": c.level,
+                "mean": ci.mean,
+                "lo": ci.lo,
+                "hi": ci.hi,
+                "seeds": ci.n,
+                "holds": ci.n > 1 and ci.lo > 0,
+            }
+        )
     return out
 
 
@@ -77,25 +88,37 @@ def claims_table(rows: list[dict]) -> str:
     lines = ["claims (single-view accuracy, paired over seeds; holds: 95% interval above 0)"]
     for r in rows:
         verdict = ("holds" if r["holds"] else "does not hold") if r["seeds"] > 1 else "1 seed"
-        lines.append(f"  {r['claim']:<44}{r['mean']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]"
-                     f"  {verdict}")
+        lines.append(
+            f"  {r['claim']:<44}{r['mean']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]  {verdict}"
+        )
     return "\n".join(lines)
 
 
-def run_reproduce(preset: str, seeds: int, seed: int, overrides: dict,
-                  show_progress: bool = True) -> dict:
+def run_reproduce(
+    preset: str, seeds: int, seed: int, overrides: dict, show_progress: bool = True
+) -> dict:
     """The JSON document: {"preset", "config", "seeds", "results": {METHOD: {metric: [one per
     seed]}}}, metrics in :func:`columns` order."""
     cfg = get_preset(preset, **overrides)
     runs = []
-    with tqdm(total=seeds * progress_total(cfg), desc=f"{preset} x{seeds} seeds", unit="step",
-              disable=not show_progress, file=sys.stderr) as bar:
+    with tqdm(
+        total=seeds * progress_total(cfg),
+        desc=f"{preset} x{seeds} seeds",
+        unit="step",
+        disable=not show_progress,
+        file=sys.stderr,
+    ) as bar:
         for s in range(seed, seed + seeds):
             runs.append(reproduce(cfg, s, progress=bar.update))
     cols = columns(runs[0])
     results = {m: {c: [run[m][c] for run in runs] for c in cols} for m in runs[0]}
-    return {"preset": preset, "config": as_dict(cfg), "seeds": list(range(seed, seed + seeds)),
-            "results": results, "claims": claims(results)}
+    return {
+        "preset": preset,
+        "config": as_dict(cfg),
+        "seeds": list(range(seed, seed + seeds)),
+        "results": results,
+        "claims": claims(results),
+    }
 
 
 def parser() -> argparse.ArgumentParser:
@@ -105,33 +128,60 @@ def parser() -> argparse.ArgumentParser:
     _common(rep)
     rep.add_argument("--seeds", type=int, default=1, help="number of data seeds (default 1)")
     rep.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
-    rep.add_argument("--threads", type=int, metavar="N",
-                     help="torch threads (default: torch's, one per core; 1 on a busy machine)")
+    rep.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch threads (default: torch's, one per core; 1 on a busy machine)",
+    )
     rep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     swp = sub.add_parser(
-        "sweep", help="run a grid of (grid point, seed) cells into a tidy, resumable CSV",
+        "sweep",
+        help="run a grid of (grid point, seed) cells into a tidy, resumable CSV",
         description="Run reproduce on every (grid point, seed) cell, one torch thread per cell, "
-                    "appending each finished cell to --out; rerun the same command to resume.")
+        "appending each finished cell to --out; rerun the same command to resume.",
+    )
     _common(swp)
-    swp.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
-                     help="values of one parameter; the grid is the product of every --grid")
+    swp.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2,...",
+        help="values of one parameter; the grid is the product of every --grid",
+    )
     swp.add_argument("--seeds", type=int, default=1, help="data seeds per grid point (default 1)")
-    swp.add_argument("--methods", metavar="M1,M2,...",
-                     help="methods of reproduce to run (default: all); only what they need is "
-                          "trained")
-    swp.add_argument("--backend", choices=sw.BACKENDS, default="joblib",
-                     help="serial: in-process; joblib: local worker processes (default); dask: a "
-                          "Dask cluster (--scheduler) or a local one (needs the cluster extra)")
-    swp.add_argument("--workers", type=int, metavar="N",
-                     help="worker processes for joblib or a local Dask cluster (default: cores)")
-    swp.add_argument("--scheduler", metavar="ADDRESS",
-                     help="Dask scheduler address, e.g. tcp://host:8786 (--backend dask)")
+    swp.add_argument(
+        "--methods",
+        metavar="M1,M2,...",
+        help="methods of reproduce to run (default: all); only what they need is trained",
+    )
+    swp.add_argument(
+        "--backend",
+        choices=sw.BACKENDS,
+        default="joblib",
+        help="serial: in-process; joblib: local worker processes (default); dask: a "
+        "Dask cluster (--scheduler) or a local one (needs the cluster extra)",
+    )
+    swp.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes for joblib or a local Dask cluster (default: cores)",
+    )
+    swp.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Dask scheduler address, e.g. tcp://host:8786 (--backend dask)",
+    )
     swp.add_argument("--out", required=True, metavar="PATH", help="the CSV to write or resume")
     swp.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    cch = sub.add_parser("cache", help="show or clear the cache of trained results "
-                                       "(directory: $MVLIB_CACHE, default ~/.cache/mvlib)")
+    cch = sub.add_parser(
+        "cache",
+        help="show or clear the cache of trained results "
+        "(directory: $MVLIB_CACHE, default ~/.cache/mvlib)",
+    )
     cch.add_argument("action", choices=("info", "clear"))
     return top
 
@@ -139,8 +189,13 @@ def parser() -> argparse.ArgumentParser:
 def _common(p: argparse.ArgumentParser):
     p.add_argument("--preset", default="book", choices=sorted(PRESETS))
     p.add_argument("--seed", type=int, default=0, help="first data seed (default 0)")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a preset parameter; repeatable")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a preset parameter; repeatable",
+    )
 
 
 def _reproduce(args) -> int:
@@ -150,8 +205,9 @@ def _reproduce(args) -> int:
         if args.threads < 1:
             raise ValueError(f"--threads must be an integer >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    doc = run_reproduce(args.preset, args.seeds, args.seed, sw.parse_pairs(args.set, "--set"),
-                        not args.no_progress)
+    doc = run_reproduce(
+        args.preset, args.seeds, args.seed, sw.parse_pairs(args.set, "--set"), not args.no_progress
+    )
     print(table(doc["results"]))
     print()
     print(claims_table(doc["claims"]))
@@ -162,11 +218,19 @@ def _reproduce(args) -> int:
 
 
 def _sweep(args) -> int:
-    p = sw.plan(args.preset, sw.parse_grid(args.grid), sw.parse_pairs(args.set, "--set"),
-                args.seeds, args.seed, sw.parse_methods(args.methods))
+    p = sw.plan(
+        args.preset,
+        sw.parse_grid(args.grid),
+        sw.parse_pairs(args.set, "--set"),
+        args.seeds,
+        args.seed,
+        sw.parse_methods(args.methods),
+    )
     done = sw.sweep(p, args.out, args.backend, args.workers, args.scheduler, not args.no_progress)
-    print(f"{done} cells computed, {len(p.cells) - done} already in {args.out}; "
-          f"{len(p.cells)} cells x {len(p.methods)} methods")
+    print(
+        f"{done} cells computed, {len(p.cells) - done} already in {args.out}; "
+        f"{len(p.cells)} cells x {len(p.methods)} methods"
+    )
     return 0
 
 
@@ -187,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         return command(args)
     except (ValueError, ImportError) as e:
         top.error(str(e))
-    except TrainingDiverged as e:   # the message names the cause and the parameter to change
+    except TrainingDiverged as e:  # the message names the cause and the parameter to change
         print(f"error: {e}", file=sys.stderr)
         return 3
 

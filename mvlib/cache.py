@@ -2,15 +2,19 @@
 
 Built on :class:`joblib.Memory`. A result is keyed on everything that determines it: the
 function, its arguments (frozen configs of plain values and seeds: never tensors, whose joblib
-hash is not stable) and a hash of mvlib's own source, so a code change never serves a stale
-result (the hash covers the modules that compute results, :data:`COMPUTING`). Entries are stored on the CPU and moved to the current device when read. A corrupt entry
-is recomputed with a warning (joblib's behaviour), never a crash.
+hash is not stable) and a hash of mvlib's own code, so a code change never serves a stale
+result (the hash covers the modules that compute results, :data:`COMPUTING`, as syntax trees:
+layout, comments and docstrings do not count). Entries are stored on the CPU and moved to the
+current device when read. A corrupt entry is recomputed with a warning (joblib's behaviour),
+never a crash.
 
 - ``MVLIB_CACHE``: the cache directory (default ``~/.cache/mvlib``); ``off`` disables caching.
 - ``python -m mvlib cache info`` / ``python -m mvlib cache clear``.
 """
+
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import importlib
@@ -23,17 +27,44 @@ import joblib
 _PACKAGE = Path(__file__).resolve().parent
 # The modules a cached (trained) result is computed by. Analyses, plots, presets, the CLI and the
 # sweep runner only read results, so editing them keeps the cache valid.
-COMPUTING = ("_validate.py", "cache.py", "data.py", "experiments.py", "losses.py", "metrics.py",
-             "model.py", "teachers.py", "train.py")
+COMPUTING = (
+    "_validate.py",
+    "cache.py",
+    "data.py",
+    "experiments.py",
+    "losses.py",
+    "metrics.py",
+    "model.py",
+    "teachers.py",
+    "train.py",
+)
+
+
+def _code(source: str) -> str:
+    """The module's syntax tree without docstrings: what it computes, not how it is laid out or
+    documented (reformatting or editing a comment keeps the cache)."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
 
 
 @functools.cache
 def source_hash() -> str:
-    """SHA-256 (first 16 hex digits) of the modules that compute cached results (COMPUTING)."""
+    """SHA-256 (first 16 hex digits) of the code of the modules that compute cached results
+    (COMPUTING)."""
     h = hashlib.sha256()
     for path in (_PACKAGE / name for name in COMPUTING):
         h.update(path.name.encode())
-        h.update(path.read_bytes())
+        h.update(_code(path.read_text()).encode())
     return h.hexdigest()[:16]
 
 
@@ -68,6 +99,7 @@ def cached(fn):
         if path is None:
             return fn(*args, **kwargs)
         return _memory(str(path))(name, source_hash(), args, kwargs)
+
     return wrapper
 
 

@@ -11,6 +11,7 @@ Departure from the letter of Def. 3.1 (see the book's setup chapter): the Gaussi
 levels, ``sigma_p`` on pure-noise patches and ``sigma_f`` on feature patches. One isotropic level
 either drowns the lottery (large) or makes single-view samples impossible to memorise (small).
 """
+
 from __future__ import annotations
 
 import math
@@ -32,17 +33,17 @@ class MultiViewConfig:
     single-view data.
     """
 
-    k: int = 10                 # classes
-    d: int = 200                # patch dimension
-    P: int = 16                 # patches per sample
-    C_p: int = 1                # patches per feature
-    s: float = 2.0              # sparsity: each off-class feature present w.p. s/k
-    mu: float = 0.1             # fraction of single-view data
-    rho: float = 0.05           # weak-view level of single-view data
-    Gamma: float = 0.2          # off-class level of single-view data
-    gamma: float = 0.01         # feature noise alpha_{p,v} ~ U[0, gamma] on every patch
-    sigma_p: float = 0.14       # Gaussian noise on pure-noise patches
-    sigma_f: float = 0.02       # Gaussian noise on feature patches
+    k: int = 10  # classes
+    d: int = 200  # patch dimension
+    P: int = 16  # patches per sample
+    C_p: int = 1  # patches per feature
+    s: float = 2.0  # sparsity: each off-class feature present w.p. s/k
+    mu: float = 0.1  # fraction of single-view data
+    rho: float = 0.05  # weak-view level of single-view data
+    Gamma: float = 0.2  # off-class level of single-view data
+    gamma: float = 0.01  # feature noise alpha_{p,v} ~ U[0, gamma] on every patch
+    sigma_p: float = 0.14  # Gaussian noise on pure-noise patches
+    sigma_f: float = 0.02  # Gaussian noise on feature patches
     view_low: float = 1.0
     view_high: float = 2.0
     off_low: float = 0.2
@@ -50,12 +51,26 @@ class MultiViewConfig:
 
     def __post_init__(self):
         check_range("k", self.k, 2, None, integer=True)
-        check_range("d", self.d, 2 * self.k, None, integer=True, why="2k orthonormal features must fit in R^d")
+        check_range(
+            "d",
+            self.d,
+            2 * self.k,
+            None,
+            integer=True,
+            why="2k orthonormal features must fit in R^d",
+        )
         check_range("C_p", self.C_p, 1, None, integer=True)
         check_range("s", self.s, 0.0, float(self.k - 1))
         need = self.C_p * (2 + math.ceil(2 * self.s))
-        check_range("P", self.P, need, None, integer=True,
-                    why=f"C_p*(2 + ceil(2s)) patches are needed for both views and the expected off-class features")
+        check_range(
+            "P",
+            self.P,
+            need,
+            None,
+            integer=True,
+            why="C_p*(2 + ceil(2s)) patches are needed for both views and the expected "
+            "off-class features",
+        )
         check_range("mu", self.mu, 0.0, 1.0)
         check_range("rho", self.rho, 0.0, 0.5)
         check_range("Gamma", self.Gamma, 0.0, 1.0)
@@ -90,7 +105,7 @@ class MultiViewData:
     def __len__(self) -> int:
         return self.y.shape[0]
 
-    def to(self, device) -> "MultiViewData":
+    def to(self, device) -> MultiViewData:
         return MultiViewData(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
 
@@ -105,8 +120,13 @@ def _uniform(shape, low, high, g):
     return low + (high - low) * torch.rand(shape, generator=g)
 
 
-def sample(cfg: MultiViewConfig, n: int, V: torch.Tensor, generator: torch.Generator,
-           view: str | None = None) -> MultiViewData:
+def sample(
+    cfg: MultiViewConfig,
+    n: int,
+    V: torch.Tensor,
+    generator: torch.Generator,
+    view: str | None = None,
+) -> MultiViewData:
     """Draw ``n`` samples of D (Def. 3.3): single-view w.p. ``mu``, or only one kind when
     ``view`` is ``"multi"`` or ``"single"`` (the split test sets)."""
     check_range("n", n, 1, None, integer=True)
@@ -125,9 +145,12 @@ def sample(cfg: MultiViewConfig, n: int, V: torch.Tensor, generator: torch.Gener
     weak = _uniform((n, 2), cfg.rho, 2 * cfg.rho, g)
     is_weak = single[:, None] & (torch.arange(2)[None, :] != strong[:, None])
     own = torch.where(is_weak, weak, own)
-    off = torch.where(single[:, None, None], _uniform((n, k, 2), cfg.Gamma / 2, cfg.Gamma, g),
-                      _uniform((n, k, 2), cfg.off_low, cfg.off_high, g))
-    present = torch.rand(n, k, 2, generator=g) < cfg.s / k          # step 1: V'(X)
+    off = torch.where(
+        single[:, None, None],
+        _uniform((n, k, 2), cfg.Gamma / 2, cfg.Gamma, g),
+        _uniform((n, k, 2), cfg.off_low, cfg.off_high, g),
+    )
+    present = torch.rand(n, k, 2, generator=g) < cfg.s / k  # step 1: V'(X)
     rows = torch.arange(n)
     present[rows, y] = False
     # At most P/C_p - 2 off-class features fit; drop the (rare) excess in random order.
@@ -142,12 +165,12 @@ def sample(cfg: MultiViewConfig, n: int, V: torch.Tensor, generator: torch.Gener
     perm = torch.rand(n, P, generator=g).argsort(1)
     slot = torch.full((n, k, 2), -1, dtype=torch.long)
     slot[rows, y] = torch.tensor([0, 1])
-    off_rank = present.view(n, -1).cumsum(1).view(n, k, 2) + 1       # 2, 3, ... for present ones
+    off_rank = present.view(n, -1).cumsum(1).view(n, k, 2) + 1  # 2, 3, ... for present ones
     slot = torch.where(present, off_rank, slot)
     # Split each sum over its C_p patches with Dirichlet(1) weights.
     split = -torch.log(torch.rand(n, k, 2, C_p, generator=g))
     split = split / split.sum(-1, keepdim=True)
-    coef = torch.zeros(n, P, k, 2)                                   # z_p of feature (j, l) at patch p
+    coef = torch.zeros(n, P, k, 2)  # z_p of feature (j, l) at patch p
     has = slot >= 0
     idx_n, idx_j, idx_l = has.nonzero(as_tuple=True)
     for c in range(C_p):

@@ -8,6 +8,7 @@ Steps of the decomposition, each a paired difference of single-view test accurac
 - off-class spread: permuted - flat;
 - class relations (dark knowledge): real - permuted.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -15,8 +16,12 @@ import torch
 
 from mvlib.stats import mean_ci
 
-STEPS = (("label smoothing", "_onehot", None), ("confidence", "_control", "_onehot"),
-         ("off-class spread", "_permuted", "_control"), ("class relations", "", "_permuted"))
+STEPS = (
+    ("label smoothing", "_onehot", None),
+    ("confidence", "_control", "_onehot"),
+    ("off-class spread", "_permuted", "_control"),
+    ("class relations", "", "_permuted"),
+)
 LABELS = {"": "real teacher", "_control": "flat", "_onehot": "one-hot", "_permuted": "permuted"}
 
 
@@ -27,8 +32,14 @@ def long_table(results: dict[int, dict[str, dict[str, torch.Tensor]]]) -> pd.Dat
     for seed, by_method in results.items():
         for method, res in by_method.items():
             for i in range(len(next(iter(res.values())))):
-                rows.append({"seed": seed, "method": method, "model": i,
-                             **{key: float(v[i]) for key, v in res.items()}})
+                rows.append(
+                    {
+                        "seed": seed,
+                        "method": method,
+                        "model": i,
+                        **{key: float(v[i]) for key, v in res.items()},
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -36,8 +47,13 @@ def _values(df, method, metric):
     return df[df.method == method].set_index(["seed", "model"])[metric]
 
 
-def steps(df: pd.DataFrame, prefix: str, baseline: str = "single", paired_baseline: bool = False,
-          metric: str = "single_view") -> pd.DataFrame:
+def steps(
+    df: pd.DataFrame,
+    prefix: str,
+    baseline: str = "single",
+    paired_baseline: bool = False,
+    metric: str = "single_view",
+) -> pd.DataFrame:
     """The decomposition of ``prefix``'s gain over ``baseline``: one row per step with the mean
     paired difference and its 95% interval over (seed, student) pairs. The first step compares
     seed means, unless ``paired_baseline`` (the baseline's models are the students' twins, as
@@ -51,6 +67,15 @@ def steps(df: pd.DataFrame, prefix: str, baseline: str = "single", paired_baseli
         else:
             diff = x - _values(df, baseline if b is None else prefix + b, metric)
         ci = mean_ci(diff.dropna().to_numpy())
-        rows.append({"step": name, "from": LABELS.get(b, baseline) if b is not None else baseline,
-                     "to": LABELS[a], "mean": ci.mean, "lo": ci.lo, "hi": ci.hi, "n": ci.n})
+        rows.append(
+            {
+                "step": name,
+                "from": LABELS.get(b, baseline) if b is not None else baseline,
+                "to": LABELS[a],
+                "mean": ci.mean,
+                "lo": ci.lo,
+                "hi": ci.hi,
+                "n": ci.n,
+            }
+        )
     return pd.DataFrame(rows)

@@ -8,6 +8,7 @@ this module adds the data and the numbers that tell a lower convex test loss fro
 error: per-member and ensemble (eq. 4.1, output average) accuracy and cross-entropy, and the
 variance of the outputs across members.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,19 +42,19 @@ class GaussianConfig:
     ReLU~ (zero, polynomial, linear), so the labelling function is non-linear.
     """
 
-    k: int = 10                 # classes
-    d: int = 10                 # patch dimension
-    P: int = 2                  # patches per sample
-    sigma_x: float = 0.7        # patch noise std per coordinate; |x_p| ~ sigma_x sqrt(d)
-    m_star: int = 1             # teacher neurons per class
-    scale_star: float = 1.0     # teacher pre-activation std, in units of varrho
+    k: int = 10  # classes
+    d: int = 10  # patch dimension
+    P: int = 2  # patches per sample
+    sigma_x: float = 0.7  # patch noise std per coordinate; |x_p| ~ sigma_x sqrt(d)
+    m_star: int = 1  # teacher neurons per class
+    scale_star: float = 1.0  # teacher pre-activation std, in units of varrho
     learner: LearnerConfig = field(default_factory=LearnerConfig)
-    N: int = 2000               # training samples
-    n_test: int = 2000          # test samples
-    K: int = 10                 # ensemble members
-    eta: float = 6.0            # GD step size, eq. (3.1)
-    steps: int = 600            # GD steps
-    chunk: int = 0              # samples per chunk in forward/backward (0: all at once)
+    N: int = 2000  # training samples
+    n_test: int = 2000  # test samples
+    K: int = 10  # ensemble members
+    eta: float = 6.0  # GD step size, eq. (3.1)
+    steps: int = 600  # GD steps
+    chunk: int = 0  # samples per chunk in forward/backward (0: all at once)
 
     def __post_init__(self):
         check_range("k", self.k, 2, None, integer=True)
@@ -108,8 +109,9 @@ def label(cfg: GaussianConfig, W_star: torch.Tensor, X: torch.Tensor) -> torch.T
     return net.logits(W_star, X)[0].argmax(-1)
 
 
-def sample(cfg: GaussianConfig, n: int, W_star: torch.Tensor,
-           generator: torch.Generator) -> GaussianData:
+def sample(
+    cfg: GaussianConfig, n: int, W_star: torch.Tensor, generator: torch.Generator
+) -> GaussianData:
     """n samples: patches i.i.d. N(0, sigma_x^2 I_d), labels from the teacher."""
     check_range("n", n, 1, None, integer=True)
     X = cfg.sigma_x * torch.randn(n, cfg.P, cfg.d, generator=generator)
@@ -119,16 +121,26 @@ def sample(cfg: GaussianConfig, n: int, W_star: torch.Tensor,
 def make_data(cfg: GaussianConfig, seed: int) -> GaussianTask:
     """The teacher of ``seed``, N training and n_test test samples (each from its own stream)."""
     W_star = teacher(cfg, rng(seed, STREAM_TEACHER))
-    return GaussianTask(W_star, sample(cfg, cfg.N, W_star, rng(seed, STREAM_TRAIN)),
-                        sample(cfg, cfg.n_test, W_star, rng(seed, STREAM_TEST)))
+    return GaussianTask(
+        W_star,
+        sample(cfg, cfg.N, W_star, rng(seed, STREAM_TRAIN)),
+        sample(cfg, cfg.n_test, W_star, rng(seed, STREAM_TEST)),
+    )
 
 
 def train_members(cfg: GaussianConfig, task: GaussianTask, seed: int) -> torch.Tensor:
     """K independently initialised learners trained by GD on cross-entropy over the training
     set, in one batch: the trained weights W: (K, k, m, d)."""
     W0 = init_weights(cfg.learner, cfg.K, cfg.k, cfg.d, rng(seed, STREAM_MEMBERS))
-    W, _ = gradient_descent(Network(cfg.learner, cfg.chunk), W0, task.train.X, task.train.y,
-                            losses.cross_entropy(task.train.y), cfg.eta, cfg.steps)
+    W, _ = gradient_descent(
+        Network(cfg.learner, cfg.chunk),
+        W0,
+        task.train.X,
+        task.train.y,
+        losses.cross_entropy(task.train.y),
+        cfg.eta,
+        cfg.steps,
+    )
     return W
 
 
@@ -147,8 +159,10 @@ def output_variance(F: torch.Tensor) -> tuple[float, float]:
     ``E_X sum_i Var_l F^(l)_i(X)`` of the logits and of the softmax, for F: (K, N, k).
 
     Members are i.i.d. given the data, so the output average of K members has 1/K of it."""
+
     def var(Z):
         return float(Z.var(0, unbiased=False).sum(-1).mean())
+
     return var(F), var(F.softmax(-1))
 
 
@@ -161,13 +175,22 @@ def ensemble_metrics(F: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     G = F.mean(0, keepdim=True)
     logit_var, softmax_var = output_variance(F)
     member_acc, ensemble_acc = float(accuracy(F, y).mean()), float(accuracy(G, y)[0])
-    member_loss, ensemble_loss = (float(mean_cross_entropy(F, y).mean()),
-                                  float(mean_cross_entropy(G, y)[0]))
+    member_loss, ensemble_loss = (
+        float(mean_cross_entropy(F, y).mean()),
+        float(mean_cross_entropy(G, y)[0]),
+    )
     flip = float((F.argmax(-1) != G.argmax(-1)).float().mean())
-    return {"member_acc": member_acc, "ensemble_acc": ensemble_acc,
-            "acc_gain": ensemble_acc - member_acc, "member_loss": member_loss,
-            "ensemble_loss": ensemble_loss, "loss_drop": member_loss - ensemble_loss,
-            "logit_var": logit_var, "softmax_var": softmax_var, "flip": flip}
+    return {
+        "member_acc": member_acc,
+        "ensemble_acc": ensemble_acc,
+        "acc_gain": ensemble_acc - member_acc,
+        "member_loss": member_loss,
+        "ensemble_loss": ensemble_loss,
+        "loss_drop": member_loss - ensemble_loss,
+        "logit_var": logit_var,
+        "softmax_var": softmax_var,
+        "flip": flip,
+    }
 
 
 def error_removed(metrics: dict[str, float]) -> float:
@@ -200,8 +223,9 @@ def multiview_run(cfg: ExperimentConfig, seed: int) -> dict[str, float]:
     on D mixed from the split test sets, plus the single-view test set's own accuracy gain."""
     data = make_multiview_data(cfg, seed)
     members = train_ensemble(cfg, data, seed)
-    multi, single = (ensemble_metrics(members.logits(t.X), t.y)
-                     for t in (data.test_multi, data.test_single))
+    multi, single = (
+        ensemble_metrics(members.logits(t.X), t.y) for t in (data.test_multi, data.test_single)
+    )
     out = mixture(multi, single, cfg.data.mu)
     out["error_removed"] = error_removed(out)
     out["single_view_acc_gain"] = single["acc_gain"]
@@ -218,7 +242,18 @@ def for_preset(cfg: ExperimentConfig) -> GaussianConfig:
     setting: every single model is well trained)."""
     d = max(2, cfg.data.d // 20)
     N = SAMPLES_PER_PARAMETER * cfg.data.k * cfg.learner.m * d
-    return GaussianConfig(k=cfg.data.k, d=d, P=max(1, cfg.data.P // 8),
-                          sigma_x=2.2 / math.sqrt(d), m_star=1, scale_star=1.0,
-                          learner=cfg.learner, N=N, n_test=cfg.n_test, K=cfg.K, eta=cfg.eta,
-                          steps=cfg.steps, chunk=cfg.chunk)
+    return GaussianConfig(
+        k=cfg.data.k,
+        d=d,
+        P=max(1, cfg.data.P // 8),
+        sigma_x=2.2 / math.sqrt(d),
+        m_star=1,
+        scale_star=1.0,
+        learner=cfg.learner,
+        N=N,
+        n_test=cfg.n_test,
+        K=cfg.K,
+        eta=cfg.eta,
+        steps=cfg.steps,
+        chunk=cfg.chunk,
+    )

@@ -14,6 +14,7 @@ CIFAR-10. This module runs the same methods on real images with the book's losse
   its continuation baseline, training the sum and the average, an ensemble of distilled students;
 - a multi-view probe: occlusion maps, which input regions each model relies on (cf. Figure 5).
 """
+
 from __future__ import annotations
 
 import math
@@ -32,11 +33,29 @@ from mvlib.train import TrainingDiverged, TrainingExploded
 
 DATASETS = ("digits", "cifar10")
 ARCHS = ("cnn", "resnet")
-METHODS = ("single", "ensemble", "distill", "distill_control", "distill_onehot",
-           "distill_permuted", "self_distill", "self_distill_continue", "train_sum",
-           "train_average", "ensemble_of_singles", "ensemble_of_students")
-STREAM_SPLIT, STREAM_MEMBERS, STREAM_STUDENTS, STREAM_SUM, STREAM_AVERAGE, STREAM_BATCHES, \
-    STREAM_PERMUTE = range(7)
+METHODS = (
+    "single",
+    "ensemble",
+    "distill",
+    "distill_control",
+    "distill_onehot",
+    "distill_permuted",
+    "self_distill",
+    "self_distill_continue",
+    "train_sum",
+    "train_average",
+    "ensemble_of_singles",
+    "ensemble_of_students",
+)
+(
+    STREAM_SPLIT,
+    STREAM_MEMBERS,
+    STREAM_STUDENTS,
+    STREAM_SUM,
+    STREAM_AVERAGE,
+    STREAM_BATCHES,
+    STREAM_PERMUTE,
+) = range(7)
 # A loss above EXPLODE_FACTOR x max(initial loss, 1 nat) is runaway growth, not noise.
 EXPLODE_FACTOR = 100.0
 
@@ -47,23 +66,23 @@ class ImageConfig:
     initialisation; the test set is fixed (the paper: same data, only the seed differs)."""
 
     dataset: str = "digits"
-    n_per_class: int = 10       # training images per class (0: the whole training split)
+    n_per_class: int = 10  # training images per class (0: the whole training split)
     arch: str = "cnn"
-    width: int = 4              # channels of the first layer
-    K: int = 10                 # ensemble members
-    steps: int = 200            # SGD steps of every trainer from scratch
-    sd_steps: int = 100         # T': steps of self-distillation and of its CE continuation
-    sd_lr: float = 0.01         # their initial step (a trained network restarted at lr diverges)
-    batch_size: int = 0         # 0: full batch (deterministic gradient descent)
+    width: int = 4  # channels of the first layer
+    K: int = 10  # ensemble members
+    steps: int = 200  # SGD steps of every trainer from scratch
+    sd_steps: int = 100  # T': steps of self-distillation and of its CE continuation
+    sd_lr: float = 0.01  # their initial step (a trained network restarted at lr diverges)
+    batch_size: int = 0  # 0: full batch (deterministic gradient descent)
     lr: float = 0.02
     momentum: float = 0.9
     weight_decay: float = 5e-3
-    augment: bool = False       # random crops and flips (CIFAR-10)
-    T: float = 2.0              # Hinton temperature (its gradient scales with T: 4 diverged)
-    kd_weight: float = 1.0      # weight of the T^2 KL term beside cross-entropy
-    students: int = 3           # students per distillation target (paired across targets)
+    augment: bool = False  # random crops and flips (CIFAR-10)
+    T: float = 2.0  # Hinton temperature (its gradient scales with T: 4 diverged)
+    kd_weight: float = 1.0  # weight of the T^2 KL term beside cross-entropy
+    students: int = 3  # students per distillation target (paired across targets)
     seeds: int = 3
-    patch: int = 2              # side of the occlusion probe's square patch, in pixels
+    patch: int = 2  # side of the occlusion probe's square patch, in pixels
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
@@ -82,8 +101,14 @@ class ImageConfig:
         check_range("weight_decay", self.weight_decay, 0.0, None)
         check_range("T", self.T, 1e-3, None)
         check_range("kd_weight", self.kd_weight, 0.0, None)
-        check_range("students", self.students, 1, self.K, integer=True,
-                    why="Figure 8 compares as many students as single models")
+        check_range(
+            "students",
+            self.students,
+            1,
+            self.K,
+            integer=True,
+            why="Figure 8 compares as many students as single models",
+        )
         check_range("seeds", self.seeds, 1, None, integer=True)
         check_range("patch", self.patch, 1, None, integer=True)
 
@@ -94,10 +119,23 @@ PRESETS: dict[str, ImageConfig] = {
     "ci": ImageConfig(),
     "book": ImageConfig(seeds=5, students=4),
     # CIFAR-10 and a small ResNet, for a GPU. Not yet run: no timing or accuracy is known.
-    "paper": ImageConfig(dataset="cifar10", n_per_class=0, arch="resnet", width=32, K=10,
-                         steps=15_000, sd_steps=5_000, batch_size=128, lr=0.1,
-                         weight_decay=5e-4, augment=True, T=4.0, students=3, seeds=3,
-                         patch=4),
+    "paper": ImageConfig(
+        dataset="cifar10",
+        n_per_class=0,
+        arch="resnet",
+        width=32,
+        K=10,
+        steps=15_000,
+        sd_steps=5_000,
+        batch_size=128,
+        lr=0.1,
+        weight_decay=5e-4,
+        augment=True,
+        T=4.0,
+        students=3,
+        seeds=3,
+        patch=4,
+    ),
 }
 
 
@@ -137,8 +175,9 @@ class ImageData:
     k: int
 
     def to(self, device) -> ImageData:
-        return ImageData(*(t.to(device) for t in (self.X_train, self.y_train, self.X_test,
-                                                  self.y_test)), self.k)
+        return ImageData(
+            *(t.to(device) for t in (self.X_train, self.y_train, self.X_test, self.y_test)), self.k
+        )
 
 
 def _digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -157,8 +196,10 @@ def _cifar10(root: str):
     try:
         import torchvision
     except ImportError:
-        raise ImportError("the cifar10 data set needs torchvision: pip install torchvision "
-                          "(it is preinstalled on Colab)") from None
+        raise ImportError(
+            "the cifar10 data set needs torchvision: pip install torchvision "
+            "(it is preinstalled on Colab)"
+        ) from None
     out = []
     for train in (True, False):
         ds = torchvision.datasets.CIFAR10(root, train=train, download=True)
@@ -192,7 +233,8 @@ def load(cfg: ImageConfig, seed: int, device=None) -> ImageData:
     mean, std = Xtr.mean((0, 2, 3), keepdim=True), Xtr.std((0, 2, 3), keepdim=True)
     norm = lambda X: (X - mean) / std  # noqa: E731
     return ImageData(norm(Xtr), ytr, norm(Xte), yte, int(ytr.max()) + 1).to(
-        device or default_device())
+        device or default_device()
+    )
 
 
 def augment(X: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -204,8 +246,12 @@ def augment(X: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.
     P = nn.functional.pad(torch.where(flip[:, None, None, None], X.flip(-1), X), (pad,) * 4)
     rows = (shift[:, 0, None] + torch.arange(H, device=X.device))[:, None, :, None]
     cols = (shift[:, 1, None] + torch.arange(W, device=X.device))[:, None, None, :]
-    return P[torch.arange(n, device=X.device)[:, None, None, None],
-             torch.arange(X.shape[1], device=X.device)[None, :, None, None], rows, cols]
+    return P[
+        torch.arange(n, device=X.device)[:, None, None, None],
+        torch.arange(X.shape[1], device=X.device)[None, :, None, None],
+        rows,
+        cols,
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,9 +263,15 @@ class SmallCNN(nn.Sequential):
     X (n, C, H, W) -> logits (n, k). For the 8x8 digits."""
 
     def __init__(self, C: int, H: int, k: int, w: int):
-        super().__init__(nn.Conv2d(C, w, 3, padding=1), nn.ReLU(),
-                         nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(2 * w * (H // 2) ** 2, k))
+        super().__init__(
+            nn.Conv2d(C, w, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(w, 2 * w, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(2 * w * (H // 2) ** 2, k),
+        )
 
 
 class Block(nn.Module):
@@ -232,8 +284,11 @@ class Block(nn.Module):
         self.norm1 = nn.GroupNorm(min(8, c_out), c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
         self.norm2 = nn.GroupNorm(min(8, c_out), c_out)
-        self.skip = (nn.Identity() if stride == 1 and c_in == c_out else
-                     nn.Conv2d(c_in, c_out, 1, stride, bias=False))
+        self.skip = (
+            nn.Identity()
+            if stride == 1 and c_in == c_out
+            else nn.Conv2d(c_in, c_out, 1, stride, bias=False)
+        )
 
     def forward(self, x):
         h = torch.relu(self.norm1(self.conv1(x)))
@@ -245,16 +300,27 @@ class SmallResNet(nn.Sequential):
     average pooling and a linear layer (the paper's ResNet-28-2 is deeper and wider)."""
 
     def __init__(self, C: int, k: int, w: int):
-        super().__init__(nn.Conv2d(C, w, 3, 1, 1, bias=False), nn.GroupNorm(min(8, w), w),
-                         nn.ReLU(), Block(w, w, 1), Block(w, 2 * w, 2), Block(2 * w, 4 * w, 2),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * w, k))
+        super().__init__(
+            nn.Conv2d(C, w, 3, 1, 1, bias=False),
+            nn.GroupNorm(min(8, w), w),
+            nn.ReLU(),
+            Block(w, w, 1),
+            Block(w, 2 * w, 2),
+            Block(2 * w, 4 * w, 2),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4 * w, k),
+        )
 
 
 def network(cfg: ImageConfig, data: ImageData) -> nn.Module:
     """The architecture of ``cfg`` for the shape of ``data`` (the template all members share)."""
     _, C, H, _ = data.X_train.shape
-    return SmallCNN(C, H, data.k, cfg.width) if cfg.arch == "cnn" else \
-        SmallResNet(C, data.k, cfg.width)
+    return (
+        SmallCNN(C, H, data.k, cfg.width)
+        if cfg.arch == "cnn"
+        else SmallResNet(C, data.k, cfg.width)
+    )
 
 
 @dataclass
@@ -276,7 +342,7 @@ class Models:
     @torch.no_grad()
     def logits(self, X: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
         """Logits (K, n, k) evaluated in chunks of samples."""
-        return torch.cat([self.forward(X[i:i + chunk]) for i in range(0, len(X), chunk)], 1)
+        return torch.cat([self.forward(X[i : i + chunk]) for i in range(0, len(X), chunk)], 1)
 
     def select(self, members) -> Models:
         return Models(self.net, {n: p[members] for n, p in self.params.items()})
@@ -285,8 +351,9 @@ class Models:
         return Models(self.net, {n: p.detach().clone() for n, p in self.params.items()})
 
 
-def init(cfg: ImageConfig, data: ImageData, seed: int, stream: int, K: int,
-         offset: int = 0) -> Models:
+def init(
+    cfg: ImageConfig, data: ImageData, seed: int, stream: int, K: int, offset: int = 0
+) -> Models:
     """K freshly initialised networks (PyTorch's default initialisation); model j's weights
     depend only on (seed, stream, offset + j), not on K, so batched and one-at-a-time agree."""
     template = network(cfg, data).to(data.X_train.device)
@@ -306,21 +373,25 @@ def init(cfg: ImageConfig, data: ImageData, seed: int, stream: int, K: int,
 def scaled(loss: Loss, c: float) -> Loss:
     """``loss`` with its gradient times c: under SGD with momentum, the same as a step c times
     larger with a weight decay c times smaller."""
+
     def wrapped(F, s):
         value, g = loss(F, s)
         return value, c * g
+
     return wrapped
 
 
 def stacked(parts: list[tuple[int, Loss]]) -> Loss:
     """One loss for models trained side by side: the first n_1 models of F (K, n, k) with loss 1,
     the next n_2 with loss 2, ... (``parts`` = [(n_1, loss_1), ...])."""
+
     def wrapped(F, s):
         out, start = [], 0
         for n_j, loss in parts:
-            out.append(loss(F[start:start + n_j], s))
+            out.append(loss(F[start : start + n_j], s))
             start += n_j
         return torch.cat([v for v, _ in out]), torch.cat([g for _, g in out])
+
     return wrapped
 
 
@@ -329,8 +400,15 @@ def cosine(lr: float, t: int, steps: int) -> float:
     return lr * 0.5 * (1.0 + math.cos(math.pi * t / steps))
 
 
-def fit(cfg: ImageConfig, models: Models, data: ImageData, loss: Loss, steps: int, seed: int,
-        lr: float | None = None) -> Models:
+def fit(
+    cfg: ImageConfig,
+    models: Models,
+    data: ImageData,
+    loss: Loss,
+    steps: int,
+    seed: int,
+    lr: float | None = None,
+) -> Models:
     """``steps`` steps of SGD with momentum and weight decay, each model on its own parameters,
     on the mean over a batch of ``loss``, from step size ``lr`` (default ``cfg.lr``) down a
     cosine schedule. Full batch when ``cfg.batch_size`` is 0.
@@ -349,15 +427,16 @@ def fit(cfg: ImageConfig, models: Models, data: ImageData, loss: Loss, steps: in
         if cfg.augment:
             X = augment(X, g_batch)
         s = s if full else s.to(X.device)
-        F = models.forward(X)                                          # (K, n, k)
+        F = models.forward(X)  # (K, n, k)
         value, dLdF = loss(F.detach(), s)
         first = value.clamp(min=1.0) if first is None else first
         if not torch.isfinite(value).all():
-            raise TrainingDiverged(f"loss became {value.tolist()} at step {t}: lower lr "
-                                   f"(now {lr})")
+            raise TrainingDiverged(f"loss became {value.tolist()} at step {t}: lower lr (now {lr})")
         if (value > EXPLODE_FACTOR * first).any():
-            raise TrainingExploded(f"loss grew from {first.tolist()} to {value.tolist()} by "
-                                   f"step {t}: lower lr (now {lr})")
+            raise TrainingExploded(
+                f"loss grew from {first.tolist()} to {value.tolist()} by "
+                f"step {t}: lower lr (now {lr})"
+            )
         for group in opt.param_groups:
             group["lr"] = cosine(lr, t, steps)
         opt.zero_grad()
@@ -392,35 +471,49 @@ def train_all(cfg: ImageConfig, data: ImageData, seed: int) -> Run:
     self-distillation from member 0 and, from the same weights, by cross-entropy alone."""
     y, K, S = data.y_train, cfg.K, cfg.students
     ce = losses.cross_entropy(y)
-    inits = [init(cfg, data, seed, stream, K)
-             for stream in (STREAM_MEMBERS, STREAM_SUM, STREAM_AVERAGE)]
+    inits = [
+        init(cfg, data, seed, stream, K) for stream in (STREAM_MEMBERS, STREAM_SUM, STREAM_AVERAGE)
+    ]
     # the average's members get dL/dF, not dL/dF / K: a step K times larger, so that each
     # member moves as fast as a single model at the same loss gradient
-    one = fit(cfg, _cat(inits), data, stacked([(K, ce), (K, losses.summed(ce, K)),
-                                               (K, scaled(losses.averaged(ce, K), K))]),
-              cfg.steps, seed)
+    one = fit(
+        cfg,
+        _cat(inits),
+        data,
+        stacked([(K, ce), (K, losses.summed(ce, K)), (K, scaled(losses.averaged(ce, K), K))]),
+        cfg.steps,
+        seed,
+    )
     members, tsum, tavg = (one.select(slice(j * K, (j + 1) * K)) for j in range(3))
 
-    F = members.logits(data.X_train)                                   # (K, N, k)
+    F = members.logits(data.X_train)  # (K, N, k)
     targets = teachers.targets(F.mean(0, keepdim=True), y, rng(seed, STREAM_PERMUTE))
-    G = torch.cat([G_t.expand(S, -1, -1) for G_t in targets.values()])   # (4S, N, k)
+    G = torch.cat([G_t.expand(S, -1, -1) for G_t in targets.values()])  # (4S, N, k)
     s0 = init(cfg, data, seed, STREAM_STUDENTS, S)
     st = fit(cfg, _cat([s0] * len(targets)), data, distill_loss(cfg, y, G), cfg.steps, seed)
-    students = {f"distill{suffix}": st.select(slice(j * S, (j + 1) * S))
-                for j, suffix in enumerate(targets)}
+    students = {
+        f"distill{suffix}": st.select(slice(j * S, (j + 1) * S)) for j, suffix in enumerate(targets)
+    }
 
     rest = members.select(slice(1, K))
-    two = fit(cfg, _cat([rest, rest]), data,
-              stacked([(K - 1, distill_loss(cfg, y, F[:1])), (K - 1, ce)]),
-              cfg.sd_steps, seed, lr=cfg.sd_lr)
+    two = fit(
+        cfg,
+        _cat([rest, rest]),
+        data,
+        stacked([(K - 1, distill_loss(cfg, y, F[:1])), (K - 1, ce)]),
+        cfg.sd_steps,
+        seed,
+        lr=cfg.sd_lr,
+    )
     sd, cont = two.select(slice(0, K - 1)), two.select(slice(K - 1, 2 * K - 2))
     return Run(members, students, sd, cont, tsum, tavg)
 
 
 def _cat(parts: list[Models]) -> Models:
     """Several stacks of one architecture as one stack, in order."""
-    return Models(parts[0].net, {n: torch.cat([m.params[n] for m in parts])
-                                 for n in parts[0].params})
+    return Models(
+        parts[0].net, {n: torch.cat([m.params[n] for m in parts]) for n in parts[0].params}
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,7 +542,8 @@ def table(cfg: ImageConfig, run: Run, data: ImageData) -> dict[str, np.ndarray]:
     out["train_average"] = accuracy(run.train_average.logits(X).mean(0, keepdim=True), y)
     out["ensemble_of_singles"] = accuracy(F[:S].mean(0, keepdim=True), y)
     out["ensemble_of_students"] = accuracy(
-        run.students["distill"].logits(X).mean(0, keepdim=True), y)
+        run.students["distill"].logits(X).mean(0, keepdim=True), y
+    )
     return out
 
 
@@ -466,13 +560,13 @@ def occlusion(F_of, X: torch.Tensor, y: torch.Tensor, patch: int) -> torch.Tenso
 
     def logp(Xs):
         lp = F_of(Xs).log_softmax(-1)
-        return lp.gather(-1, y.expand(lp.shape[0], -1)[..., None]).squeeze(-1)   # (M, n)
+        return lp.gather(-1, y.expand(lp.shape[0], -1)[..., None]).squeeze(-1)  # (M, n)
 
     base, drops = logp(X), []
     for r in range(0, H, patch):
         for c in range(0, W, patch):
             Xo = X.clone()
-            Xo[..., r:r + patch, c:c + patch] = 0.0
+            Xo[..., r : r + patch, c : c + patch] = 0.0
             drops.append(base - logp(Xo))
     return torch.stack(drops, -1)
 
@@ -488,8 +582,9 @@ def seed_agreement(M: torch.Tensor) -> np.ndarray:
     """Mean over images of the map correlation of every pair of distinct models, M: (K, n, P)
     -> (K (K - 1) / 2,): how far different seeds rely on the same regions."""
     K = M.shape[0]
-    return np.array([float(map_correlation(M[i], M[j]).mean())
-                     for i in range(K) for j in range(i + 1, K)])
+    return np.array(
+        [float(map_correlation(M[i], M[j]).mean()) for i in range(K) for j in range(i + 1, K)]
+    )
 
 
 def union_agreement(M: torch.Tensor, members: torch.Tensor) -> np.ndarray:
@@ -498,8 +593,9 @@ def union_agreement(M: torch.Tensor, members: torch.Tensor) -> np.ndarray:
     model s scores the mean over j of its map correlation with U_j. Pass M = members to
     score each member j against U_j, the union of the others."""
     K = members.shape[0]
-    U = (members.sum(0) - members) / (K - 1)                           # (K, n, P)
+    U = (members.sum(0) - members) / (K - 1)  # (K, n, P)
     if M is members:
         return np.array([float(map_correlation(M[j], U[j]).mean()) for j in range(K)])
-    return np.array([np.mean([float(map_correlation(m, U[j]).mean()) for j in range(K)])
-                     for m in M])
+    return np.array(
+        [np.mean([float(map_correlation(m, U[j]).mean()) for j in range(K)]) for m in M]
+    )

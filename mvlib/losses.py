@@ -5,6 +5,7 @@ Every trainer runs the same gradient descent (:func:`mvlib.train.gradient_descen
 only in the objective built here. Teachers are logits ``G: (K or 1, N, k)``, one per member, so
 students of different teachers (a real one and its control) train in one batch.
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,7 +20,9 @@ def _onehot(y: torch.Tensor, k: int) -> torch.Tensor:
 
 def _ce(F: torch.Tensor, y: torch.Tensor):
     logp = F.log_softmax(-1)
-    return -logp.gather(-1, y.expand(F.shape[0], -1)[..., None]).squeeze(-1).sum(-1), logp.exp() - _onehot(y, F.shape[-1])
+    return -logp.gather(-1, y.expand(F.shape[0], -1)[..., None]).squeeze(-1).sum(
+        -1
+    ), logp.exp() - _onehot(y, F.shape[-1])
 
 
 def cross_entropy(y: torch.Tensor) -> Loss:
@@ -29,7 +32,7 @@ def cross_entropy(y: torch.Tensor) -> Loss:
 
 def truncated_logit(F: torch.Tensor, tau: float) -> torch.Tensor:
     """logit^tau_i(F, X) = softmax_i(min{tau^2 F_i, 1} / tau), eq. (4.2)."""
-    return torch.softmax(torch.clamp(tau ** 2 * F, max=1.0) / tau, -1)
+    return torch.softmax(torch.clamp(tau**2 * F, max=1.0) / tau, -1)
 
 
 def _per_member(name: str, w) -> torch.Tensor | float:
@@ -44,10 +47,12 @@ def _per_member(name: str, w) -> torch.Tensor | float:
 
 def truncation_fraction(G: torch.Tensor, tau: float, scale: float = 1.0) -> float:
     """Fraction of a teacher's logits that eq. (4.2) truncates (tau^2 * scale * G > 1)."""
-    return float((tau ** 2 * scale * G > 1.0).float().mean())
+    return float((tau**2 * scale * G > 1.0).float().mean())
 
 
-def distill_eq43(y: torch.Tensor, G: torch.Tensor, tau: float, eta_ratio, scale: float = 1.0) -> Loss:
+def distill_eq43(
+    y: torch.Tensor, G: torch.Tensor, tau: float, eta_ratio, scale: float = 1.0
+) -> Loss:
     """The update of eq. (4.3) as a step of size eta along
     ``dL_CE/dF_i + (eta'/eta) [logit^tau_i(F) - logit^tau_i(scale * G)]^-``.
 
@@ -65,6 +70,7 @@ def distill_eq43(y: torch.Tensor, G: torch.Tensor, tau: float, eta_ratio, scale:
     def loss(F, s):
         value, g = _ce(F, y[s])
         return value, g + ratio * (truncated_logit(F, tau) - pG[:, s]).clamp(max=0.0)
+
     return loss
 
 
@@ -81,23 +87,28 @@ def distill_hinton(y: torch.Tensor, G: torch.Tensor, T: float, weight: float) ->
         logpF = torch.log_softmax(F / T, -1)
         pG = logpG[:, s].exp()
         kl = (pG * (logpG[:, s] - logpF)).sum(-1)
-        return value + (w * T ** 2 * kl).sum(-1).reshape(-1), g + w * T * (logpF.exp() - pG)
+        return value + (w * T**2 * kl).sum(-1).reshape(-1), g + w * T * (logpF.exp() - pG)
+
     return loss
 
 
 def averaged(loss: Loss, K: int) -> Loss:
     """Training the average (Message 4): the K members form one model F = (1/K) sum_l f_l, and
     every member receives dL/dF / K."""
+
     def wrapped(F, s):
         value, g = loss(F.mean(0, keepdim=True), s)
         return value.expand(K), g.expand(K, -1, -1) / K
+
     return wrapped
 
 
 def summed(loss: Loss, K: int) -> Loss:
     """Training the sum (the paper's Figure 6, "train sum_l f_l"): the K members form one model
     F = sum_l f_l, and every member receives dL/dF. It is exactly one network of width K * m."""
+
     def wrapped(F, s):
         value, g = loss(F.sum(0, keepdim=True), s)
         return value.expand(K), g.expand(K, -1, -1)
+
     return wrapped

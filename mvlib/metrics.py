@@ -1,4 +1,5 @@
 """Accuracy split by view type, and which views each model learned (Section 2.3)."""
+
 from __future__ import annotations
 
 import torch
@@ -7,9 +8,12 @@ from mvlib.data import MultiViewData
 
 
 def correct(F: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """F_y(X) > max_{i != y} F_i(X) (Theorem 1's criterion; a tie is an error): (..., N, k) -> (..., N)."""
+    """F_y(X) > max_{i != y} F_i(X) (Theorem 1's criterion; a tie is an error):
+    (..., N, k) -> (..., N)."""
     own = torch.nn.functional.one_hot(y, F.shape[-1]).bool().expand_as(F)
-    return F.gather(-1, y.expand(F.shape[:-1])[..., None]).squeeze(-1) > F.masked_fill(own, -torch.inf).amax(-1)
+    return F.gather(-1, y.expand(F.shape[:-1])[..., None]).squeeze(-1) > F.masked_fill(
+        own, -torch.inf
+    ).amax(-1)
 
 
 def accuracy(F: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -26,14 +30,16 @@ def accuracy_by_view(F: torch.Tensor, data: MultiViewData) -> torch.Tensor:
     """Accuracy on the single-view samples of class i whose strong view is l, per model:
     F (K, N, k) on single-view samples -> (K, k, 2) (NaN where no such sample)."""
     k = F.shape[-1]
-    hit = correct(F, data.y).float()                                     # (K, N)
-    cell = data.y * 2 + data.strong.clamp(min=0)                         # (N,) in [0, 2k)
+    hit = correct(F, data.y).float()  # (K, N)
+    cell = data.y * 2 + data.strong.clamp(min=0)  # (N,) in [0, 2k)
     n = torch.bincount(cell, minlength=2 * k).float()
     hits = torch.zeros(F.shape[0], 2 * k, device=F.device).index_add_(1, cell, hit)
     return (hits / n).view(F.shape[0], k, 2)
 
 
-def learned_views_behaviour(F: torch.Tensor, data: MultiViewData, level: float = 0.5) -> torch.Tensor:
+def learned_views_behaviour(
+    F: torch.Tensor, data: MultiViewData, level: float = 0.5
+) -> torch.Tensor:
     """The learned-view map from behaviour: view l of class i counts as learned when the model
     classifies at least ``level`` of the single-view test samples of class i whose strong view is
     l correctly (those samples carry view l and only a faint trace rho of the other, Def. 3.3).
@@ -58,9 +64,10 @@ def accuracy_by_strong_view(F: torch.Tensor, data: MultiViewData, learned: torch
 
     F (K, N, k) on single-view samples, learned (K, k, 2) -> (acc on learned-view samples (K,),
     acc on unlearned-view samples (K,))."""
-    K = F.shape[0]
     hit = correct(F, data.y)
-    known = learned[:, data.y, data.strong.clamp(min=0)]                 # (K, N)
+    known = learned[:, data.y, data.strong.clamp(min=0)]  # (K, N)
+
     def mean(mask):
         return (hit & mask).sum(-1) / mask.sum(-1).clamp(min=1)
+
     return mean(known), mean(~known)

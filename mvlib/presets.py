@@ -6,6 +6,7 @@
 
 A notebook reads its preset from the environment variable ``MVLIB_PRESET`` (default ``book``).
 """
+
 from __future__ import annotations
 
 import os
@@ -22,12 +23,40 @@ from mvlib.model import LearnerConfig
 # on it (its true-class logits of 9-14 exceed 1/tau^2 = 28 only when scaled) and eta' = eta,
 # because eta' = 10 eta overshoots: the one-sided term never pulls a logit back.
 _REGIME = dict(
-    data=MultiViewConfig(k=10, d=200, P=16, C_p=1, s=2.0, mu=0.1, rho=0.05, Gamma=0.2, gamma=0.01,
-                         sigma_p=0.14, sigma_f=0.02, view_low=1.0, view_high=2.0, off_low=0.2, off_high=0.4),
+    data=MultiViewConfig(
+        k=10,
+        d=200,
+        P=16,
+        C_p=1,
+        s=2.0,
+        mu=0.1,
+        rho=0.05,
+        Gamma=0.2,
+        gamma=0.01,
+        sigma_p=0.14,
+        sigma_f=0.02,
+        view_low=1.0,
+        view_high=2.0,
+        off_low=0.2,
+        off_high=0.4,
+    ),
     learner=LearnerConfig(m=3, q=4, varrho=1.0, sigma0=0.04),
-    N=600, eta=6.0, steps=600, kd="hinton", T=8.0, kd_weight=1.0, tau=0.19, eta_ratio=1.0,
-    teacher_scale=3.0, sd_kd="eq43", sd_steps=600, eta_ntk=32.0, ntk_steps=500, record_every=25,
-    chunk=0)
+    N=600,
+    eta=6.0,
+    steps=600,
+    kd="hinton",
+    T=8.0,
+    kd_weight=1.0,
+    tau=0.19,
+    eta_ratio=1.0,
+    teacher_scale=3.0,
+    sd_kd="eq43",
+    sd_steps=600,
+    eta_ntk=32.0,
+    ntk_steps=500,
+    record_every=25,
+    chunk=0,
+)
 
 PRESETS: dict[str, ExperimentConfig] = {
     # Same experiment as book on fewer test samples and one data seed per chapter. Fewer members
@@ -36,13 +65,47 @@ PRESETS: dict[str, ExperimentConfig] = {
     # Two students per teacher: the controls are paired on the same initialisations.
     "ci": ExperimentConfig(**_REGIME, n_test=1000, K=10, students=2, seeds=1),
     "book": ExperimentConfig(**_REGIME, n_test=2000, K=10, students=2, seeds=3),
-    # Larger k for a GPU. A scaled-up guess, not yet validated (no GPU at hand): see the book's intro.
+    # Larger k for a GPU. A scaled-up guess, not validated on a GPU yet (chapter 8's k-scaling
+    # says how far a CPU got).
     "paper": ExperimentConfig(
-        data=MultiViewConfig(k=30, d=400, P=24, C_p=1, s=2.0, mu=0.1, rho=0.05, Gamma=0.2, gamma=0.01,
-                             sigma_p=0.1, sigma_f=0.02, view_low=1.0, view_high=2.0, off_low=0.2, off_high=0.4),
+        data=MultiViewConfig(
+            k=30,
+            d=400,
+            P=24,
+            C_p=1,
+            s=2.0,
+            mu=0.1,
+            rho=0.05,
+            Gamma=0.2,
+            gamma=0.01,
+            sigma_p=0.1,
+            sigma_f=0.02,
+            view_low=1.0,
+            view_high=2.0,
+            off_low=0.2,
+            off_high=0.4,
+        ),
         learner=LearnerConfig(m=4, q=4, varrho=1.0, sigma0=0.04),
-        N=3000, n_test=5000, K=10, eta=6.0, steps=1000, kd="hinton", T=8.0, kd_weight=1.0, tau=0.09,
-        eta_ratio=1.0, teacher_scale=3.0, sd_kd="eq43", sd_steps=1000, students=2, eta_ntk=32.0, ntk_steps=1000, record_every=50, chunk=0, seeds=3),
+        N=3000,
+        n_test=5000,
+        K=10,
+        eta=6.0,
+        steps=1000,
+        kd="hinton",
+        T=8.0,
+        kd_weight=1.0,
+        tau=0.09,
+        eta_ratio=1.0,
+        teacher_scale=3.0,
+        sd_kd="eq43",
+        sd_steps=1000,
+        students=2,
+        eta_ntk=32.0,
+        ntk_steps=1000,
+        record_every=50,
+        chunk=0,
+        seeds=3,
+    ),
 }
 
 

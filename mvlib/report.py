@@ -82,16 +82,24 @@ def _uniform_row(name, values, n_fp, low, high, cfg: MultiViewConfig):
     v, n = _np(values).astype(float), _np(n_fp).astype(float)
     centred = v - n * cfg.gamma / 2
     mean = (low + high) / 2
-    sd = math.sqrt((high - low) ** 2 / 12 + n.mean() * (cfg.gamma ** 2 / 12 + cfg.sigma_f ** 2))
+    sd = math.sqrt((high - low) ** 2 / 12 + n.mean() * (cfg.gamma**2 / 12 + cfg.sigma_f**2))
     half = Z_CHECK * sd / math.sqrt(len(v))
     lo_ok = v >= low - TAIL * cfg.sigma_f * np.sqrt(n)
     hi_ok = v <= high + n * cfg.gamma + TAIL * cfg.sigma_f * np.sqrt(n)
     return [
-        {"statistic": f"{name}: mean - n_fp gamma/2", "definition": f"{mean:.4f} ± {half:.4f}",
-         "measured": f"{centred.mean():.4f} (n = {len(v)})",
-         "ok": abs(centred.mean() - mean) <= half},
-        {"statistic": f"{name}: range", "definition": f"[{low:g}, {high:g}] + noise",
-         "measured": f"[{v.min():.3f}, {v.max():.3f}]", "ok": bool((lo_ok & hi_ok).all())}]
+        {
+            "statistic": f"{name}: mean - n_fp gamma/2",
+            "definition": f"{mean:.4f} ± {half:.4f}",
+            "measured": f"{centred.mean():.4f} (n = {len(v)})",
+            "ok": abs(centred.mean() - mean) <= half,
+        },
+        {
+            "statistic": f"{name}: range",
+            "definition": f"[{low:g}, {high:g}] + noise",
+            "measured": f"[{v.min():.3f}, {v.max():.3f}]",
+            "ok": bool((lo_ok & hi_ok).all()),
+        },
+    ]
 
 
 def generator_checks(train: MultiViewData, sets: list[MultiViewData], cfg: MultiViewConfig):
@@ -106,47 +114,76 @@ def generator_checks(train: MultiViewData, sets: list[MultiViewData], cfg: Multi
     err = float((Vf @ Vf.T - torch.eye(Vf.shape[0], device=Vf.device)).abs().max())
     X, y, Z = (torch.cat([getattr(s, a) for s in sets]) for a in ("X", "y", "Z"))
     Zhat = measured_coefficients(X, V, cfg.sigma_f, cfg.sigma_p)
-    n_fp = feature_patches(X, V, cfg.sigma_f, cfg.sigma_p).sum(1)       # (n,)
+    n_fp = feature_patches(X, V, cfg.sigma_f, cfg.sigma_p).sum(1)  # (n,)
     second = float(second_feature(X, V, cfg.sigma_f, cfg.sigma_p).max())
     noise_bound = cfg.gamma + TAIL * cfg.sigma_f
-    rows = [{"statistic": "features orthonormal: max |V V^T - I|", "definition": "0 (float32)",
-             "measured": f"{err:.1e}", "ok": err < 1e-5},
-            {"statistic": "one feature per patch: 2nd largest projection", "definition":
-             f"noise only, <= gamma + {TAIL:g} sigma_f = {noise_bound:.3f}",
-             "measured": f"{second:.3f}", "ok": second <= noise_bound}]
+    rows = [
+        {
+            "statistic": "features orthonormal: max |V V^T - I|",
+            "definition": "0 (float32)",
+            "measured": f"{err:.1e}",
+            "ok": err < 1e-5,
+        },
+        {
+            "statistic": "one feature per patch: 2nd largest projection",
+            "definition": f"noise only, <= gamma + {TAIL:g} sigma_f = {noise_bound:.3f}",
+            "measured": f"{second:.3f}",
+            "ok": second <= noise_bound,
+        },
+    ]
     idx = torch.arange(len(y), device=y.device)
-    own = Zhat[idx, y]                                                 # (n, 2)
-    single = own.amin(-1) < 0.5 * (cfg.view_low + 2 * cfg.rho)       # read from X
+    own = Zhat[idx, y]  # (n, 2)
+    single = own.amin(-1) < 0.5 * (cfg.view_low + 2 * cfg.rho)  # read from X
     strong = own.argmax(-1)
     off = Z > 0
     off[idx, y] = False
     nfp3 = n_fp[:, None, None].expand_as(Zhat)
     s_idx = single.nonzero().flatten()
     for name, values, counts, low, high in (
-            ("multi-view, label's views", own[~single].flatten(),
-             n_fp[~single].repeat_interleave(2), cfg.view_low, cfg.view_high),
-            ("single-view, strong view", own[s_idx, strong[s_idx]], n_fp[s_idx],
-             cfg.view_low, cfg.view_high),
-            ("single-view, weak view", own[s_idx, 1 - strong[s_idx]], n_fp[s_idx],
-             cfg.rho, 2 * cfg.rho)):
+        (
+            "multi-view, label's views",
+            own[~single].flatten(),
+            n_fp[~single].repeat_interleave(2),
+            cfg.view_low,
+            cfg.view_high,
+        ),
+        (
+            "single-view, strong view",
+            own[s_idx, strong[s_idx]],
+            n_fp[s_idx],
+            cfg.view_low,
+            cfg.view_high,
+        ),
+        (
+            "single-view, weak view",
+            own[s_idx, 1 - strong[s_idx]],
+            n_fp[s_idx],
+            cfg.rho,
+            2 * cfg.rho,
+        ),
+    ):
         rows += _uniform_row(name, values, counts, low, high, cfg)
-    for name, kind, low, high in (("multi-view, off-class features", ~single, cfg.off_low,
-                                   cfg.off_high),
-                                  ("single-view, off-class features", single, cfg.Gamma / 2,
-                                   cfg.Gamma)):
+    for name, kind, low, high in (
+        ("multi-view, off-class features", ~single, cfg.off_low, cfg.off_high),
+        ("single-view, off-class features", single, cfg.Gamma / 2, cfg.Gamma),
+    ):
         m = off & kind[:, None, None]
         rows += _uniform_row(name, Zhat[m], nfp3[m], low, high, cfg)
     n_off = int((n_fp // cfg.C_p - 2).sum())
     n_train = len(train)
     for name, hits, total, p in (
-            ("fraction of single-view training samples", int(single[:n_train].sum()), n_train,
-             cfg.mu),
-            ("frequency of each off-class feature", n_off, len(y) * 2 * (cfg.k - 1),
-             cfg.s / cfg.k)):
+        ("fraction of single-view training samples", int(single[:n_train].sum()), n_train, cfg.mu),
+        ("frequency of each off-class feature", n_off, len(y) * 2 * (cfg.k - 1), cfg.s / cfg.k),
+    ):
         lo, hi = wilson(hits, total)
-        rows.append({"statistic": name, "definition": f"{p:g}",
-                     "measured": f"{hits / total:.4f}, interval [{lo:.4f}, {hi:.4f}]",
-                     "ok": lo <= p <= hi})
+        rows.append(
+            {
+                "statistic": name,
+                "definition": f"{p:g}",
+                "measured": f"{hits / total:.4f}, interval [{lo:.4f}, {hi:.4f}]",
+                "ok": lo <= p <= hi,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -200,17 +237,23 @@ def lottery_prediction(F: torch.Tensor, data: MultiViewData, level: float = 0.5)
     predicted (c), measured, on learned, on unlearned (accuracy by whether the strong view was
     learned)."""
     (Fa, Fb), (da, db) = (F[:, 0::2], F[:, 1::2]), split_halves(data)
-    learned = learned_views_behaviour(Fa, da, level)                   # (K, k, 2)
-    hit = correct(Fb, db.y)                                            # (K, n)
-    known = learned[:, db.y, db.strong]                                # (K, n)
+    learned = learned_views_behaviour(Fa, da, level)  # (K, k, 2)
+    hit = correct(Fb, db.y)  # (K, n)
+    known = learned[:, db.y, db.strong]  # (K, n)
 
     def mean(mask):
         return ((hit & mask).sum(-1) / mask.sum(-1).clamp(min=1)).tolist()
-    return pd.DataFrame({"member": range(F.shape[0]),
-                         "both views (b)": learned.all(-1).float().mean(-1).tolist(),
-                         "predicted (c)": learned.float().mean((1, 2)).tolist(),
-                         "measured": hit.float().mean(-1).tolist(),
-                         "on learned": mean(known), "on unlearned": mean(~known)})
+
+    return pd.DataFrame(
+        {
+            "member": range(F.shape[0]),
+            "both views (b)": learned.all(-1).float().mean(-1).tolist(),
+            "predicted (c)": learned.float().mean((1, 2)).tolist(),
+            "measured": hit.float().mean(-1).tolist(),
+            "on learned": mean(known),
+            "on unlearned": mean(~known),
+        }
+    )
 
 
 # --- chapter 4: dark knowledge -------------------------------------------------------------------

@@ -14,6 +14,7 @@ method and whatever metrics ``reproduce`` returns. Each finished cell is appende
 and fsynced; running the same sweep again computes only the missing cells. At the end the file is
 rewritten in grid order, so it does not depend on the order in which workers finished.
 """
+
 from __future__ import annotations
 
 import csv
@@ -58,7 +59,7 @@ class Plan:
 
     preset: str
     overrides: tuple[tuple[str, str], ...]
-    names: tuple[str, ...]          # grid parameter names, in --grid order
+    names: tuple[str, ...]  # grid parameter names, in --grid order
     cells: tuple[Cell, ...]
     methods: tuple[str, ...]
     base: ExperimentConfig
@@ -98,13 +99,20 @@ def parse_methods(raw: str | None) -> tuple[str, ...]:
     asked = [m.strip() for m in raw.split(",") if m.strip()]
     unknown = [m for m in asked if m not in METHODS]
     if unknown or not asked:
-        raise ValueError(f"--methods must be a comma-separated subset of {', '.join(METHODS)}; "
-                         f"got {raw!r}")
+        raise ValueError(
+            f"--methods must be a comma-separated subset of {', '.join(METHODS)}; got {raw!r}"
+        )
     return tuple(m for m in METHODS if m in asked)
 
 
-def plan(preset: str, grid: dict[str, list[str]], overrides: dict[str, str], seeds: int = 1,
-         seed: int = 0, methods: tuple[str, ...] = METHODS) -> Plan:
+def plan(
+    preset: str,
+    grid: dict[str, list[str]],
+    overrides: dict[str, str],
+    seeds: int = 1,
+    seed: int = 0,
+    methods: tuple[str, ...] = METHODS,
+) -> Plan:
     """Validate every grid point by building its config (a bad name or value raises the config's
     own ValueError, naming the parameter) and list the cells: grid points in product order,
     seeds innermost."""
@@ -131,8 +139,9 @@ def plan(preset: str, grid: dict[str, list[str]], overrides: dict[str, str], see
     return Plan(preset, tuple(overrides.items()), names, cells, tuple(methods), configs[0])
 
 
-def run_cell(cfg: ExperimentConfig, seed: int, methods: tuple[str, ...],
-             env: dict[str, str] | None = None) -> dict[str, dict[str, float]]:
+def run_cell(
+    cfg: ExperimentConfig, seed: int, methods: tuple[str, ...], env: dict[str, str] | None = None
+) -> dict[str, dict[str, float]]:
     """``reproduce(cfg, seed)`` restricted to ``methods``, on exactly one torch thread (restored
     afterwards), with ``env`` set for its duration: ``{method: {metric: float}}``."""
     threads = torch.get_num_threads()
@@ -159,8 +168,10 @@ def rows(p: Plan, cell: Cell, results: dict[str, dict[str, float]]) -> list[list
     """The CSV rows of one cell, one per method, as strings in :func:`header` order."""
     params = [str(v) for v in as_dict(p.config(cell)).values()]
     metrics = metric_names(results)
-    return [[p.preset, *params, str(cell.seed), m, *(_text(results[m].get(c)) for c in metrics)]
-            for m in p.methods]
+    return [
+        [p.preset, *params, str(cell.seed), m, *(_text(results[m].get(c)) for c in metrics)]
+        for m in p.methods
+    ]
 
 
 def metric_names(results: dict[str, dict[str, float]]) -> list[str]:
@@ -190,7 +201,7 @@ class Results:
 
     def _load(self):
         text = self.path.read_text()
-        complete = text[:text.rfind("\n") + 1]     # a kill mid-line leaves a partial last line
+        complete = text[: text.rfind("\n") + 1]  # a kill mid-line leaves a partial last line
         lines = list(csv.reader(io.StringIO(complete)))
         if lines:
             self.head = lines[0]
@@ -199,10 +210,12 @@ class Results:
                 self.cells.setdefault(self._key(row), []).append(row)
         short = [k for k, r in self.cells.items() if len(r) != len(self.plan.methods)]
         if short[:-1] or (short and short[-1] != next(reversed(self.cells))):
-            raise ValueError(f"{self.path} holds cells without some of the methods "
-                             f"{','.join(self.plan.methods)}: it was made with other --methods; "
-                             f"choose another --out")
-        for key in short:       # the last cell, cut short by a kill mid-write
+            raise ValueError(
+                f"{self.path} holds cells without some of the methods "
+                f"{','.join(self.plan.methods)}: it was made with other --methods; "
+                f"choose another --out"
+            )
+        for key in short:  # the last cell, cut short by a kill mid-write
             del self.cells[key]
         if complete != text or short:
             self.rewrite(list(self.cells))
@@ -210,9 +223,11 @@ class Results:
     def _check_header(self):
         p, head = self.plan, self.head
         expected = header(p, [])
-        if head[:len(expected)] != expected:
-            raise ValueError(f"{self.path} has columns {head[:len(expected)]}, this sweep writes "
-                             f"{expected}: choose another --out")
+        if head[: len(expected)] != expected:
+            raise ValueError(
+                f"{self.path} has columns {head[: len(expected)]}, this sweep writes "
+                f"{expected}: choose another --out"
+            )
 
     def _key(self, row: list[str]) -> tuple[str, ...]:
         p, at = self.plan, {name: i for i, name in enumerate(self.head)}
@@ -220,12 +235,16 @@ class Results:
         base = {"preset": p.preset, **{k: str(v) for k, v in as_dict(p.base).items()}}
         for name, value in base.items():
             if name not in p.names and fixed[name] != value:
-                raise ValueError(f"{self.path} was made by another sweep ({name}={fixed[name]} "
-                                 f"there, {value} here: check --preset, --set and --grid); "
-                                 f"choose another --out or delete it")
+                raise ValueError(
+                    f"{self.path} was made by another sweep ({name}={fixed[name]} "
+                    f"there, {value} here: check --preset, --set and --grid); "
+                    f"choose another --out or delete it"
+                )
         if row[at["method"]] not in p.methods:
-            raise ValueError(f"{self.path} holds method {row[at['method']]!r}, this sweep runs "
-                             f"{','.join(p.methods)} (--methods): choose another --out")
+            raise ValueError(
+                f"{self.path} holds method {row[at['method']]!r}, this sweep runs "
+                f"{','.join(p.methods)} (--methods): choose another --out"
+            )
         return (*(row[at[n]] for n in p.names), row[at["seed"]])
 
     def todo(self) -> list[Cell]:
@@ -236,8 +255,10 @@ class Results:
         new = rows(self.plan, cell, results)
         head = header(self.plan, metric_names(results))
         if self.head is not None and self.head != head:
-            raise ValueError(f"{self.path} has columns {self.head}, but this cell returned "
-                             f"{head}: mvlib changed since the file was begun; use another --out")
+            raise ValueError(
+                f"{self.path} has columns {self.head}, but this cell returned "
+                f"{head}: mvlib changed since the file was begun; use another --out"
+            )
         text = _csv(new if self.head is not None else [head, *new])
         with open(self.path, "a") as f:
             f.write(text)
@@ -272,9 +293,9 @@ def _joblib(p: Plan, cells: list[Cell], workers: int):
     from joblib import Parallel, delayed
 
     env = _local_env()
-    jobs = Parallel(n_jobs=min(workers, len(cells)), batch_size=1,
-                    return_as="generator_unordered")(
-        delayed(_tagged)(cell, p.config(cell), p.methods, env) for cell in cells)
+    jobs = Parallel(n_jobs=min(workers, len(cells)), batch_size=1, return_as="generator_unordered")(
+        delayed(_tagged)(cell, p.config(cell), p.methods, env) for cell in cells
+    )
     yield from jobs
 
 
@@ -289,24 +310,40 @@ def _dask(p: Plan, cells: list[Cell], workers: int, scheduler: str | None):
         raise ImportError(CLUSTER_EXTRA) from e
     # A remote cluster keeps its own environment; a local one mirrors ours.
     env = None if scheduler else _local_env()
-    cluster = None if scheduler else LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-        silence_logs=logging.ERROR)
+    cluster = (
+        None
+        if scheduler
+        else LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+    )
     client = Client(scheduler or cluster)
     try:
-        futures = [client.submit(_tagged, cell, p.config(cell), p.methods, env, pure=False)
-                   for cell in cells]
+        futures = [
+            client.submit(_tagged, cell, p.config(cell), p.methods, env, pure=False)
+            for cell in cells
+        ]
         for future in as_completed(futures):
             yield future.result()
-            future.release()    # let the workers drop the result before they shut down
+            future.release()  # let the workers drop the result before they shut down
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
 
 
-def sweep(p: Plan, out: str | Path, backend: str = "joblib", workers: int | None = None,
-          scheduler: str | None = None, progress: bool = True) -> int:
+def sweep(
+    p: Plan,
+    out: str | Path,
+    backend: str = "joblib",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+) -> int:
     """Run the cells of ``p`` missing from ``out``, appending each as it finishes; returns the
     number of cells computed. ``workers`` defaults to the number of cores."""
     if backend not in BACKENDS:
@@ -319,11 +356,19 @@ def sweep(p: Plan, out: str | Path, backend: str = "joblib", workers: int | None
     results = Results(Path(out), p)
     todo = results.todo()
     if todo:
-        engine = {"serial": lambda: _serial(p, todo),
-                  "joblib": lambda: _joblib(p, todo, workers),
-                  "dask": lambda: _dask(p, todo, workers, scheduler)}[backend]()
-        with tqdm(total=len(p.cells), initial=len(p.cells) - len(todo), unit="cell",
-                  desc=f"sweep {p.preset}", file=sys.stderr, disable=not progress) as bar:
+        engine = {
+            "serial": lambda: _serial(p, todo),
+            "joblib": lambda: _joblib(p, todo, workers),
+            "dask": lambda: _dask(p, todo, workers, scheduler),
+        }[backend]()
+        with tqdm(
+            total=len(p.cells),
+            initial=len(p.cells) - len(todo),
+            unit="cell",
+            desc=f"sweep {p.preset}",
+            file=sys.stderr,
+            disable=not progress,
+        ) as bar:
             for cell, res in engine:
                 results.append(cell, res)
                 bar.update()
@@ -359,7 +404,8 @@ def summarise(df):
         for m in metrics:
             values = group[m].dropna()
             ci = mean_ci(values) if len(values) else None
-            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = (ci.mean, ci.lo, ci.hi) if ci else (
-                float("nan"),) * 3
+            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = (
+                (ci.mean, ci.lo, ci.hi) if ci else (float("nan"),) * 3
+            )
         out.append(row)
     return pd.DataFrame(out)

@@ -17,6 +17,7 @@ So real - permuted is the value of the class relations (dark knowledge), permute
 the off-class spread alone, flat - onehot that of per-sample confidence, and onehot - CE that of
 label smoothing.
 """
+
 from __future__ import annotations
 
 import torch
@@ -49,7 +50,7 @@ def onehot(G: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """One-hot logits at the teacher's mean level: off-class logits at G's mean off-class logit,
     the true class that plus G's mean margin, the same for every sample (label smoothing matched
     to the teacher, no per-sample information)."""
-    lo = off_mean(G, y).mean(-2, keepdim=True)                          # (..., 1, 1)
+    lo = off_mean(G, y).mean(-2, keepdim=True)  # (..., 1, 1)
     hi = lo + margin(G, y).mean(-1)[..., None, None]
     return torch.where(_own(G, y), hi.expand_as(G), lo.expand_as(G))
 
@@ -62,18 +63,23 @@ def permuted(G: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> to
     own = _own(G, y)
     # rank the off-classes by a random key; the true class keeps its slot (key -1 sorts first)
     keys = torch.rand(G.shape, generator=generator).to(G.device).masked_fill(own, -1.0)
-    src = keys.argsort(-1)                                   # true class first, then off-classes
+    src = keys.argsort(-1)  # true class first, then off-classes
     dst = keys.argsort(-1)[..., torch.randperm(k - 1, generator=generator) + 1]
     out = G.clone()
     out.scatter_(-1, src[..., 1:], G.gather(-1, dst))
     return out
 
 
-def targets(G: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
-            which: tuple[str, ...] = SUFFIXES) -> dict[str, torch.Tensor]:
+def targets(
+    G: torch.Tensor, y: torch.Tensor, generator: torch.Generator, which: tuple[str, ...] = SUFFIXES
+) -> dict[str, torch.Tensor]:
     """The real teacher and its controls, by suffix (``""`` is the real teacher)."""
-    make = {"": lambda: G, "_control": lambda: flat(G, y), "_onehot": lambda: onehot(G, y),
-            "_permuted": lambda: permuted(G, y, generator)}
+    make = {
+        "": lambda: G,
+        "_control": lambda: flat(G, y),
+        "_onehot": lambda: onehot(G, y),
+        "_permuted": lambda: permuted(G, y, generator),
+    }
     unknown = set(which) - set(make)
     if unknown:
         raise ValueError(f"unknown target suffixes {sorted(unknown)}; known: {SUFFIXES}")

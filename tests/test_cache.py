@@ -1,4 +1,5 @@
 """The result cache: hit on a rerun, miss after a source change, a corrupt entry recomputed."""
+
 from __future__ import annotations
 
 import logging
@@ -53,7 +54,7 @@ def test_corrupt_entry_is_recomputed_with_a_warning(caplog):
     with caplog.at_level(logging.WARNING):
         assert torch.equal(work(Cfg(), 0)["W"], torch.tensor([1.0, 1.0]))
     assert len(CALLS) == 2
-    assert "Exception while loading results" in caplog.text      # joblib's warning
+    assert "Exception while loading results" in caplog.text  # joblib's warning
     assert torch.equal(work(Cfg(), 0)["W"], torch.tensor([1.0, 1.0])) and len(CALLS) == 2
 
 
@@ -69,3 +70,10 @@ def test_off_disables_and_clear_empties(monkeypatch):
 def test_source_hash_covers_the_package():
     h = cache.source_hash()
     assert len(h) == 16 and int(h, 16) >= 0
+
+
+def test_source_hash_ignores_layout_and_docstrings_not_code():
+    a = cache._code('def f(x):\n    """Doc."""\n    return x + 1  # why\n')
+    b = cache._code("def f(x):\n    return (x +\n            1)\n")
+    c = cache._code("def f(x):\n    return x + 2\n")
+    assert a == b != c

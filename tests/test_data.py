@@ -1,13 +1,14 @@
 """The generator of mvlib.data against Def. 3.1 / 3.3 of the paper."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 import torch
+from _mvhelpers import assert_close, gen, tiny_data_config
 
 from mvlib.data import MultiViewConfig, features, sample
-from _mvhelpers import assert_close, gen, tiny_data_config
 
 
 def _draw(cfg: MultiViewConfig, n: int, seed: int = 0, view=None):
@@ -61,12 +62,12 @@ def test_strong_view_marks_single_view_samples(big):
     assert (D.strong[~D.single] == -1).all()
     s = D.strong[D.single]
     assert ((s == 0) | (s == 1)).all()
-    assert _binomial_ok(int((s == 1).sum()), s.numel(), 0.5)   # l_hat uniform on [2]
+    assert _binomial_ok(int((s == 1).sum()), s.numel(), 0.5)  # l_hat uniform on [2]
 
 
 def _own(D):
     rows = torch.arange(len(D))
-    return D.Z[rows, D.y]                                          # (n, 2)
+    return D.Z[rows, D.y]  # (n, 2)
 
 
 def _in(x, lo, hi, tol=1e-6):
@@ -123,7 +124,9 @@ def test_off_class_feature_frequency_is_s_over_k(big):
     for j in range(cfg.k):
         others = D.y != j
         for l in range(2):
-            assert _binomial_ok(int(present[others, j, l].sum()), int(others.sum()), cfg.s / cfg.k), (j, l)
+            assert _binomial_ok(
+                int(present[others, j, l].sum()), int(others.sum()), cfg.s / cfg.k
+            ), (j, l)
 
 
 def test_label_class_is_never_off_class(big):
@@ -145,22 +148,22 @@ def test_off_class_count_truncated_to_fit_patches():
     n = 3000
     D = _draw(cfg, n, seed=4)
     n_off = (D.Z > 0).sum((1, 2)) - 2
-    assert int(n_off.max()) == cfg.max_off_features                 # truncation is reached ...
-    assert (n_off <= cfg.max_off_features).all()                    # ... and respected
+    assert int(n_off.max()) == cfg.max_off_features  # truncation is reached ...
+    assert (n_off <= cfg.max_off_features).all()  # ... and respected
     # |V'| ~ min(Binomial(2(k-1), s/k), 4): only the 2(k-1) off-class features compete for the
     # patches (were the label's own features drawn into V' too, fewer would remain: mean 2.80).
     p, m = cfg.s / cfg.k, 2 * (cfg.k - 1)
-    pmf = [math.comb(m, j) * p ** j * (1 - p) ** (m - j) for j in range(m + 1)]
+    pmf = [math.comb(m, j) * p**j * (1 - p) ** (m - j) for j in range(m + 1)]
     mean = sum(q * min(j, 4) for j, q in enumerate(pmf))
     sd = math.sqrt(sum(q * (min(j, 4) - mean) ** 2 for j, q in enumerate(pmf)) / n)
     assert abs(float(n_off.float().mean()) - mean) < 5 * sd
-    coef = D.X @ D.V.reshape(2 * cfg.k, cfg.d).T                    # (n, P, 2k)
-    assert ((coef.abs() > 1e-6).sum(-1) <= 1).all()                 # one feature per patch
+    coef = D.X @ D.V.reshape(2 * cfg.k, cfg.d).T  # (n, P, 2k)
+    assert ((coef.abs() > 1e-6).sum(-1) <= 1).all()  # one feature per patch
     assert_close(coef.sum(1), D.Z.reshape(-1, 2 * cfg.k), atol=1e-5, rtol=1e-5)
 
 
 def test_features_orthonormal():
-    cfg = tiny_data_config(k=5, d=10)          # 2k = d: a full orthonormal basis
+    cfg = tiny_data_config(k=5, d=10)  # 2k = d: a full orthonormal basis
     V = features(cfg, gen(2)).reshape(2 * cfg.k, cfg.d).double()
     assert_close(V @ V.T, torch.eye(2 * cfg.k, dtype=torch.float64), atol=1e-6, rtol=0)
     V2 = features(tiny_data_config(), gen(2)).reshape(8, 16).double()
@@ -174,14 +177,14 @@ def test_noise_free_patches_carry_z_times_v(C_p):
     cfg = tiny_data_config(P=6 * C_p + 2, C_p=C_p, gamma=0.0, sigma_p=0.0, sigma_f=0.0, mu=0.5)
     D = _draw(cfg, 300, seed=5)
     Vf = D.V.reshape(2 * cfg.k, cfg.d)
-    coef = D.X @ Vf.T                                                # (n, P, 2k)
-    assert_close(coef @ Vf, D.X, atol=1e-5, rtol=0)   # X lies in span(V)
+    coef = D.X @ Vf.T  # (n, P, 2k)
+    assert_close(coef @ Vf, D.X, atol=1e-5, rtol=0)  # X lies in span(V)
     assert_close(coef.sum(1), D.Z.reshape(-1, 2 * cfg.k), atol=1e-5, rtol=1e-5)
     nz = coef > 1e-6
-    assert (coef > -1e-6).all()                                      # z_p >= 0
-    assert (nz.sum(-1) <= 1).all()                                   # disjoint patches
+    assert (coef > -1e-6).all()  # z_p >= 0
+    assert (nz.sum(-1) <= 1).all()  # disjoint patches
     present = (D.Z > 0).reshape(-1, 2 * cfg.k)
-    assert torch.equal(nz.sum(1), C_p * present.long())              # exactly C_p patches each
+    assert torch.equal(nz.sum(1), C_p * present.long())  # exactly C_p patches each
     # Own views both present; off-class patches counted: 2 + |V'| features per sample.
     assert (present.sum(-1) >= 2).all()
     assert torch.equal((nz.any(-1)).sum(-1), C_p * present.sum(-1))
@@ -191,10 +194,10 @@ def test_noisy_patches_carry_z_within_noise():
     """With small noise the patch carrying a feature still projects to ~Z on it (C_p = 1)."""
     cfg = tiny_data_config(gamma=0.01, sigma_p=0.01, sigma_f=0.01)
     D = _draw(cfg, 300, seed=6)
-    coef = D.X @ D.V.reshape(2 * cfg.k, cfg.d).T                     # (n, P, 2k)
+    coef = D.X @ D.V.reshape(2 * cfg.k, cfg.d).T  # (n, P, 2k)
     Z = D.Z.reshape(-1, 2 * cfg.k)
     present = Z > 0
-    best = coef.amax(1)                                              # (n, 2k)
+    best = coef.amax(1)  # (n, 2k)
     tol = cfg.gamma + 6 * cfg.sigma_f
     assert ((best - Z)[present].abs() <= tol).all()
     # Absent features only show up through feature noise alpha <= gamma plus Gaussian noise.
@@ -208,9 +211,9 @@ def test_gaussian_noise_levels_per_patch_kind():
     cfg = tiny_data_config(d=d, gamma=0.0, sigma_p=0.3, sigma_f=0.0)
     D = _draw(cfg, 200, seed=7)
     Vf = D.V.reshape(2 * cfg.k, d)
-    R = D.X - (D.X @ Vf.T) @ Vf                                      # component orthogonal to V
-    rnorm = R.norm(dim=-1)                                           # (n, P)
-    n_feat = (D.Z > 0).sum((1, 2))                                   # C_p = 1 patch per feature
+    R = D.X - (D.X @ Vf.T) @ Vf  # component orthogonal to V
+    rnorm = R.norm(dim=-1)  # (n, P)
+    n_feat = (D.Z > 0).sum((1, 2))  # C_p = 1 patch per feature
     zero = rnorm < 1e-4
     assert torch.equal(zero.sum(-1), n_feat)
     expected = 0.3 * math.sqrt(d - 2 * cfg.k)
@@ -232,7 +235,7 @@ def test_feature_noise_alpha_bounded_by_gamma():
     cfg = tiny_data_config(gamma=0.05, sigma_p=0.0, sigma_f=0.0)
     D = _draw(cfg, 200, seed=8)
     coef = D.X @ D.V.reshape(2 * cfg.k, cfg.d).T
-    extra = coef.sum(1) - D.Z.reshape(-1, 2 * cfg.k)                  # sum_p alpha_{p,v}
+    extra = coef.sum(1) - D.Z.reshape(-1, 2 * cfg.k)  # sum_p alpha_{p,v}
     assert (extra >= -1e-5).all() and (extra <= cfg.P * cfg.gamma + 1e-5).all()
     assert float(extra.mean()) == pytest.approx(cfg.P * cfg.gamma / 2, rel=0.1)
 

@@ -1,27 +1,59 @@
 """The composed experiments: cached units, the decomposition's students, training the sum,
 two-phase self-distillation, and reproduce's method selection."""
+
 from __future__ import annotations
 
 from dataclasses import fields, replace
 
 import pytest
 import torch
-
 from _mvhelpers import assert_close, tiny_data_config
+
 from mvlib import experiments as E
 from mvlib import losses
 from mvlib.model import LearnerConfig, Network
 
 # A valid alternative value for every top-level field, to show a unit ignores what it should.
-_OTHER = dict(n_test=31, K=4, eta=9.0, steps=120, kd="eq43", T=4.0, kd_weight=0.5, tau=0.3,
-              eta_ratio=3.0, teacher_scale=2.0, students=3, sd_kd="hinton", sd_steps=40,
-              eta_ntk=2.0, ntk_steps=15, record_every=40, chunk=7, seeds=3, N=90)
+_OTHER = dict(
+    n_test=31,
+    K=4,
+    eta=9.0,
+    steps=120,
+    kd="eq43",
+    T=4.0,
+    kd_weight=0.5,
+    tau=0.3,
+    eta_ratio=3.0,
+    teacher_scale=2.0,
+    students=3,
+    sd_kd="hinton",
+    sd_steps=40,
+    eta_ntk=2.0,
+    ntk_steps=15,
+    record_every=40,
+    chunk=7,
+    seeds=3,
+    N=90,
+)
 
 
 def tiny(**kw) -> E.ExperimentConfig:
-    base = dict(data=tiny_data_config(), learner=LearnerConfig(m=4, q=4, varrho=1.0, sigma0=0.5),
-                N=100, n_test=50, K=3, eta=10.0, steps=150, students=2, sd_steps=30, eta_ratio=1.0, eta_ntk=4.0,
-                ntk_steps=20, record_every=50, chunk=0)
+    base = dict(
+        data=tiny_data_config(),
+        learner=LearnerConfig(m=4, q=4, varrho=1.0, sigma0=0.5),
+        N=100,
+        n_test=50,
+        K=3,
+        eta=10.0,
+        steps=150,
+        students=2,
+        sd_steps=30,
+        eta_ratio=1.0,
+        eta_ntk=4.0,
+        ntk_steps=20,
+        record_every=50,
+        chunk=0,
+    )
     base.update(kw)
     return E.ExperimentConfig(**base)
 
@@ -39,8 +71,13 @@ def test_unit_ignores_exactly_the_fields_outside_its_key(unit):
     keep = E._UNIT_FIELDS[unit]
     other = replace(cfg, **{f: v for f, v in _OTHER.items() if f not in keep})
     assert E.unit_key(cfg, unit) == E.unit_key(other, unit)
-    run = {"members": E.members, "distill": E.distill_students, "self_distill": E.self_distill_students,
-           "sum": E.trained_sum, "ntk": E.ntk_members}[unit]
+    run = {
+        "members": E.members,
+        "distill": E.distill_students,
+        "self_distill": E.self_distill_students,
+        "sum": E.trained_sum,
+        "ntk": E.ntk_members,
+    }[unit]
     a, b = run(cfg, 0), run(other, 0)
     a, b = (a, b) if isinstance(a, dict) else ({"": a}, {"": b})
     for name in a:
@@ -61,7 +98,9 @@ def test_train_sum_is_one_network_of_width_K_m():
     K, k, m, d = t.W.shape
     wide = Network(replace(cfg.learner, m=K * m))
     Ww = t.W.permute(1, 0, 2, 3).reshape(1, k, K * m, d)
-    assert_close(t.logits(data.train.X).sum(0, keepdim=True), wide.logits(Ww, data.train.X), atol=1e-4)
+    assert_close(
+        t.logits(data.train.X).sum(0, keepdim=True), wide.logits(Ww, data.train.X), atol=1e-4
+    )
 
 
 def test_distill_students_are_paired_and_see_their_targets():
@@ -79,12 +118,24 @@ def test_self_distill_continues_the_members_and_continue_is_plain_ce():
     data = E.make_data(cfg, 0)
     m = E.members(cfg, 0, data)
     st = E.self_distill_students(cfg, 0, data)
-    assert set(st) == {"self_distill", "self_distill_control", "self_distill_onehot",
-                       "self_distill_permuted", "self_distill_continue"}
+    assert set(st) == {
+        "self_distill",
+        "self_distill_control",
+        "self_distill_onehot",
+        "self_distill_permuted",
+        "self_distill_continue",
+    }
     for t in st.values():
-        assert torch.equal(t.W0, m.W[1:cfg.students + 1])          # phase two starts at phase one
-    ce, _ = E.gradient_descent(Network(cfg.learner), m.W[1:cfg.students + 1], data.train.X,
-                               data.train.y, losses.cross_entropy(data.train.y), cfg.eta, cfg.sd_steps)
+        assert torch.equal(t.W0, m.W[1 : cfg.students + 1])  # phase two starts at phase one
+    ce, _ = E.gradient_descent(
+        Network(cfg.learner),
+        m.W[1 : cfg.students + 1],
+        data.train.X,
+        data.train.y,
+        losses.cross_entropy(data.train.y),
+        cfg.eta,
+        cfg.sd_steps,
+    )
     assert_close(st["self_distill_continue"].W, ce, atol=1e-5)
 
 
@@ -128,14 +179,17 @@ def test_learned_views_predict_single_view_accuracy():
     from mvlib.presets import get_preset
     from mvlib.report import lottery_prediction
 
-    os.environ.pop("MVLIB_CACHE", None)             # share the chapters' cache
+    os.environ.pop("MVLIB_CACHE", None)  # share the chapters' cache
     cfg = get_preset("ci")
     data = E.make_data(cfg, 0)
     m = E.members(cfg, 0, data)
     st = E.distill_students(cfg, 0, data)
     X = data.test_single.X
-    models = {"single": m.logits(X), "ensemble": m.logits(X).mean(0, keepdim=True),
-              **{n: t.logits(X) for n, t in st.items()}}
+    models = {
+        "single": m.logits(X),
+        "ensemble": m.logits(X).mean(0, keepdim=True),
+        **{n: t.logits(X) for n, t in st.items()},
+    }
     for name, F in models.items():
         table = lottery_prediction(F, data.test_single)
         err = (table["predicted (c)"] - table["measured"]).abs()

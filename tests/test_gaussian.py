@@ -1,4 +1,5 @@
 """Gaussian inputs with teacher labels (Section 2.2, Figure 7): config, data, training, metrics."""
+
 from __future__ import annotations
 
 import math
@@ -27,16 +28,40 @@ from mvlib.presets import get_preset
 
 def tiny(**kw) -> GaussianConfig:
     """Every member fits its 40 training samples in 300 steps (checked on seeds 1-3)."""
-    base = dict(k=3, d=8, P=2, sigma_x=0.8, N=40, n_test=100, K=3, eta=2.0, steps=300,
-                learner=LearnerConfig(m=4, q=4, varrho=1.0, sigma0=0.3))
+    base = dict(
+        k=3,
+        d=8,
+        P=2,
+        sigma_x=0.8,
+        N=40,
+        n_test=100,
+        K=3,
+        eta=2.0,
+        steps=300,
+        learner=LearnerConfig(m=4, q=4, varrho=1.0, sigma0=0.3),
+    )
     base.update(kw)
     return GaussianConfig(**base)
 
 
-@pytest.mark.parametrize("name, value", [("k", 1), ("d", 0), ("P", 0), ("sigma_x", 0.0),
-                                         ("m_star", 0), ("scale_star", -1.0), ("N", 0),
-                                         ("n_test", 0), ("K", 1), ("eta", 0.0), ("steps", -1),
-                                         ("chunk", -1), ("d", 2.5)])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("k", 1),
+        ("d", 0),
+        ("P", 0),
+        ("sigma_x", 0.0),
+        ("m_star", 0),
+        ("scale_star", -1.0),
+        ("N", 0),
+        ("n_test", 0),
+        ("K", 1),
+        ("eta", 0.0),
+        ("steps", -1),
+        ("chunk", -1),
+        ("d", 2.5),
+    ],
+)
 def test_config_names_bad_parameter(name, value):
     with pytest.raises(ValueError, match=rf"^{name} must be"):
         tiny(**{name: value})
@@ -72,7 +97,8 @@ def test_same_seed_same_data_and_numbers():
     Wa, Wb = train_members(cfg, a, 3), train_members(cfg, b, 3)
     assert torch.equal(Wa, Wb)
     assert ensemble_metrics(logits(cfg, Wa, a.test.X), a.test.y) == ensemble_metrics(
-        logits(cfg, Wb, b.test.X), b.test.y)
+        logits(cfg, Wb, b.test.X), b.test.y
+    )
 
 
 @pytest.mark.parametrize("seed", [2, 3])
@@ -88,19 +114,18 @@ def test_members_fit_the_training_set(seed):
 
 def test_ensemble_metrics_by_hand():
     # two members, two samples, two classes; logits chosen so every number is known
-    F = torch.tensor([[[2.0, 0.0], [0.0, 1.0]],
-                      [[0.0, 2.0], [0.0, 3.0]]])
+    F = torch.tensor([[[2.0, 0.0], [0.0, 1.0]], [[0.0, 2.0], [0.0, 3.0]]])
     y = torch.tensor([0, 1])
     m = ensemble_metrics(F, y)
     assert m["member_acc"] == pytest.approx(0.75) and m["ensemble_acc"] == pytest.approx(0.5)
-    assert m["acc_gain"] == pytest.approx(-0.25)       # the mean (1, 1) on sample 0 is a tie
+    assert m["acc_gain"] == pytest.approx(-0.25)  # the mean (1, 1) on sample 0 is a tie
     ce = lambda z, c: math.log(math.exp(z[0]) + math.exp(z[1])) - z[c]  # noqa: E731
     members = [(ce([2, 0], 0) + ce([0, 1], 1)) / 2, (ce([0, 2], 0) + ce([0, 3], 1)) / 2]
     assert m["member_loss"] == pytest.approx(sum(members) / 2)
     assert m["ensemble_loss"] == pytest.approx((ce([1, 1], 0) + ce([0, 2], 1)) / 2)
     # Var over two members is (a - b)^2 / 4 per class: sample 0 (4 + 4) / 4, sample 1 (0 + 4) / 4
     assert m["logit_var"] == pytest.approx((2.0 + 1.0) / 2)
-    assert m["flip"] == pytest.approx(0.25)             # member 1 on sample 0 (the tie reads 0)
+    assert m["flip"] == pytest.approx(0.25)  # member 1 on sample 0 (the tie reads 0)
     assert error_removed(m) == pytest.approx(-0.25 / 0.25)
 
 
@@ -114,12 +139,16 @@ def test_ensemble_loss_never_exceeds_members_mean():
     same = ensemble_metrics(F[:1].expand(5, -1, -1), y)
     assert same["loss_drop"] == pytest.approx(0.0, abs=1e-6) and same["logit_var"] == 0.0
     assert same["acc_gain"] == 0.0 and same["flip"] == 0.0
-    assert torch.allclose(mean_cross_entropy(F, y), torch.nn.functional.cross_entropy(
-        F.transpose(1, 2), y.expand(5, -1), reduction="none").mean(-1))
+    assert torch.allclose(
+        mean_cross_entropy(F, y),
+        torch.nn.functional.cross_entropy(
+            F.transpose(1, 2), y.expand(5, -1), reduction="none"
+        ).mean(-1),
+    )
 
 
 def test_output_variance_of_the_softmax_is_bounded():
-    F = torch.tensor([[[50.0, 0.0]], [[0.0, 50.0]]])   # two members, opposite certainties
+    F = torch.tensor([[[50.0, 0.0]], [[0.0, 50.0]]])  # two members, opposite certainties
     logit_var, softmax_var = output_variance(F)
     assert logit_var == pytest.approx(2 * 625.0) and softmax_var == pytest.approx(0.5)
 
@@ -133,8 +162,13 @@ def test_mixture_is_linear_in_mu():
 def test_for_preset_follows_the_multiview_preset(name):
     cfg = get_preset(name)
     g = for_preset(cfg)
-    assert (g.k, g.K, g.eta, g.steps, g.learner) == (cfg.data.k, cfg.K, cfg.eta, cfg.steps,
-                                                       cfg.learner)
+    assert (g.k, g.K, g.eta, g.steps, g.learner) == (
+        cfg.data.k,
+        cfg.K,
+        cfg.eta,
+        cfg.steps,
+        cfg.learner,
+    )
     assert g.N == SAMPLES_PER_PARAMETER * g.k * g.learner.m * g.d >= 5 * g.k * g.learner.m * g.d
     assert g.sigma_x * math.sqrt(g.d) == pytest.approx(2.2)
     assert for_preset(get_preset("paper")).N > for_preset(get_preset("ci")).N

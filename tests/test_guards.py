@@ -144,11 +144,20 @@ def test_distilling_a_wrong_teacher_hard_collapses_a_trained_model():
     wrong = 10 * torch.nn.functional.one_hot((y + 1) % k, k).float()
     net = Network(cfg.learner)
     with pytest.raises(TrainingCollapsed, match=r"after reaching \[1.*lower kd_weight"):
-        gradient_descent(net, W, data.train.X, y, losses.distill_hinton(y, wrong, 1.0, 50.0),
-                         1.0, 300, hint="lower kd_weight")
-    W1, _ = gradient_descent(net, W, data.train.X, y, losses.distill_hinton(y, wrong, 1.0, 1.0),
-                             0.3, 300)
-    chance = 1 / k                                   # measured: 0.68 and 0.52, not at chance
+        gradient_descent(
+            net,
+            W,
+            data.train.X,
+            y,
+            losses.distill_hinton(y, wrong, 1.0, 50.0),
+            1.0,
+            300,
+            hint="lower kd_weight",
+        )
+    W1, _ = gradient_descent(
+        net, W, data.train.X, y, losses.distill_hinton(y, wrong, 1.0, 1.0), 0.3, 300
+    )
+    chance = 1 / k  # measured: 0.68 and 0.52, not at chance
     assert (accuracy(net.logits(W1, data.train.X), y) > chance + train.COLLAPSE_LEVEL).all()
 
 

@@ -1,4 +1,5 @@
 """mvlib.images: config, data, batched training of K networks, the table and the probe."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -21,9 +22,19 @@ def tiny_data():
     return im.load(TINY, 0, CPU)
 
 
-@pytest.mark.parametrize("name, value", [("dataset", "mnist"), ("arch", "vgg"), ("K", 1),
-                                         ("lr", -0.1), ("momentum", 1.0), ("T", 0.0),
-                                         ("students", 11), ("n_per_class", -1)])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("dataset", "mnist"),
+        ("arch", "vgg"),
+        ("K", 1),
+        ("lr", -0.1),
+        ("momentum", 1.0),
+        ("T", 0.0),
+        ("students", 11),
+        ("n_per_class", -1),
+    ],
+)
 def test_config_rejects_bad_values_naming_the_parameter(name, value):
     with pytest.raises(ValueError, match=name):
         replace(im.ImageConfig(), **{name: value})
@@ -43,17 +54,17 @@ def test_digits_split_is_stratified_normalised_and_seeded(tiny_data):
     d = tiny_data
     assert d.X_train.shape == (30, 1, 8, 8) and d.k == 10
     assert torch.bincount(d.y_train).tolist() == [3] * 10
-    assert len(d.y_test) == 899                                     # half of the 1797 digits
+    assert len(d.y_test) == 899  # half of the 1797 digits
     assert abs(float(d.X_train.mean())) < 1e-5 and abs(float(d.X_train.std()) - 1) < 0.02
     again, other = im.load(TINY, 0, CPU), im.load(TINY, 1, CPU)
     assert torch.equal(again.X_train, d.X_train)
-    assert not torch.equal(other.y_train, d.y_train) or not torch.equal(other.X_train,
-                                                                        d.X_train)
-    assert torch.equal(other.y_test, d.y_test)                       # the test set is fixed
+    assert not torch.equal(other.y_train, d.y_train) or not torch.equal(other.X_train, d.X_train)
+    assert torch.equal(other.y_test, d.y_test)  # the test set is fixed
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torchvision") is not None,
-                    reason="torchvision is installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("torchvision") is not None, reason="torchvision is installed"
+)
 def test_cifar10_without_torchvision_says_what_to_install():
     with pytest.raises(ImportError, match="torchvision"):
         im.load(replace(TINY, dataset="cifar10"), 0, CPU)
@@ -88,9 +99,9 @@ def test_K_batched_models_equal_K_trained_one_at_a_time(tiny_data):
     for j in range(3):
         alone = im.fit(cfg, start.select(slice(j, j + 1)), tiny_data, ce, cfg.steps, 0)
         for n, p in alone.params.items():
-            torch.testing.assert_close(batched.params[n][j:j + 1], p, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(batched.params[n][j : j + 1], p, rtol=1e-4, atol=1e-5)
     moved = sum(float((batched.params[n] - start.params[n]).abs().max()) for n in start.params)
-    assert moved > 1e-3                                              # training did something
+    assert moved > 1e-3  # training did something
 
 
 def test_fit_is_deterministic_with_minibatches_and_augmentation(tiny_data):
@@ -118,7 +129,8 @@ def test_summed_stacked_scaled_gradients_match_autograd():
     value, dLdF = loss(F.detach(), slice(None))
     lp = torch.log_softmax(F[:2].sum(0), -1)
     total = -lp.gather(-1, y[:, None]).sum() + 3 * torch.nn.functional.cross_entropy(
-        F[2:].reshape(-1, 3), y.repeat(2), reduction="sum")
+        F[2:].reshape(-1, 3), y.repeat(2), reduction="sum"
+    )
     total.backward()
     torch.testing.assert_close(dLdF, F.grad)
     assert value.shape == (4,) and torch.equal(value[0], value[1])
@@ -138,16 +150,20 @@ def test_occlusion_and_map_agreement():
     X = torch.zeros(3, 1, 4, 4)
     X[:, :, 0, 0] = 1.0
     y = torch.tensor([0, 0, 0])
+
     # model 0 reads pixel (0, 0) into class 0; model 1 ignores it
-    F_of = lambda Z: torch.stack([torch.cat([Z[:, 0, :1, 0], -Z[:, 0, :1, 0]], -1),  # noqa: E731
-                                  torch.zeros(len(Z), 2)])
+    def F_of(Z):
+        return torch.stack(
+            [torch.cat([Z[:, 0, :1, 0], -Z[:, 0, :1, 0]], -1), torch.zeros(len(Z), 2)]
+        )
+
     M = im.occlusion(F_of, X, y, patch=2)
     assert M.shape == (2, 3, 4)
     assert (M[0, :, 0] > 0.5).all() and (M[0, :, 1:] == 0).all() and (M[1] == 0).all()
     A = torch.tensor([[1.0, 2.0, 3.0]])
     assert float(im.map_correlation(A, 2 * A + 1)) == pytest.approx(1.0)
     assert float(im.map_correlation(A, -A)) == pytest.approx(-1.0)
-    members = torch.stack([A, A, -A])[:, None, 0]                   # (3, 1, 3)
+    members = torch.stack([A, A, -A])[:, None, 0]  # (3, 1, 3)
     assert im.seed_agreement(members).tolist() == pytest.approx([1.0, -1.0, -1.0])
     # member 0's union of the others (A and -A) is flat: correlation 0
     assert im.union_agreement(members, members)[0] == pytest.approx(0.0)
@@ -162,5 +178,5 @@ def test_tiny_end_to_end_beats_chance():
     assert set(acc) == set(im.METHODS)
     assert acc["single"].shape == (2,) and acc["ensemble"].shape == (1,)
     assert acc["distill_permuted"].shape == (1,) and acc["self_distill"].shape == (1,)
-    assert float(acc["single"].mean()) > 0.5                          # chance is 0.1
+    assert float(acc["single"].mean()) > 0.5  # chance is 0.1
     assert float(acc["ensemble"][0]) > 0.5 and float(acc["distill"][0]) > 0.5

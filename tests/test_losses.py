@@ -1,12 +1,13 @@
 """Training objectives of mvlib.losses against hand computations (eq. 4.2, 4.3, Hinton et al.)."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 import torch
-
 from _mvhelpers import assert_close
+
 from mvlib import losses
 
 # A tiny case: k = 3 classes, two samples, one student member. Sample 1 has a logit (8) whose
@@ -23,7 +24,7 @@ def _softmax(row):
 
 
 def _trunc_softmax(row, tau):
-    return _softmax([min(tau ** 2 * v, 1.0) / tau for v in row])
+    return _softmax([min(tau**2 * v, 1.0) / tau for v in row])
 
 
 def _tensors():
@@ -71,8 +72,8 @@ def test_distill_eq43_term_is_the_negative_part_only():
     _, g_ce = losses.cross_entropy(y)(F, slice(0, 2))
     _, g = losses.distill_eq43(y, G, 0.5, 3.0)(F, slice(0, 2))
     extra = g - g_ce
-    assert (extra <= 1e-7).all()                          # [a]^- = min(0, a)
-    assert (extra < -1e-3).any()                          # and it is not identically zero here
+    assert (extra <= 1e-7).all()  # [a]^- = min(0, a)
+    assert (extra < -1e-3).any()  # and it is not identically zero here
     # where the student's truncated logit is below the teacher's, nothing is added
     pF, pG = losses.truncated_logit(F, 0.5), losses.truncated_logit(G, 0.5)
     assert (extra[pF >= pG].abs() < 1e-7).all()
@@ -94,15 +95,15 @@ def test_distill_hinton_value_hand_computed(T, w):
     for fr, gr, c in zip(F_ROWS, G_ROWS, Y):
         pF, pG = _softmax([v / T for v in fr]), _softmax([v / T for v in gr])
         kl = sum(a * (math.log(a) - math.log(b)) for a, b in zip(pG, pF))
-        exp += -math.log(_softmax(fr)[c]) + w * T ** 2 * kl
+        exp += -math.log(_softmax(fr)[c]) + w * T**2 * kl
     assert float(value[0]) == pytest.approx(exp, rel=1e-5)
 
 
 @pytest.mark.parametrize("T,w", [(1.0, 1.0), (4.0, 0.5), (8.0, 2.0)])
 def test_distill_hinton_gradient_is_gradient_of_value(T, w):
     torch.manual_seed(0)
-    F = (3 * torch.randn(2, 5, 3)).requires_grad_()         # two student members
-    G = 3 * torch.randn(1, 5, 3)                             # one teacher, broadcast to both
+    F = (3 * torch.randn(2, 5, 3)).requires_grad_()  # two student members
+    G = 3 * torch.randn(1, 5, 3)  # one teacher, broadcast to both
     y = torch.tensor([0, 1, 2, 1, 0])
     value, g = losses.distill_hinton(y, G, T, w)(F, slice(0, 5))
     assert value.shape == (2,)
@@ -113,14 +114,14 @@ def test_distill_hinton_gradient_is_gradient_of_value(T, w):
 def test_distill_hinton_per_member_teachers_and_slices():
     torch.manual_seed(1)
     F = 2 * torch.randn(2, 4, 3)
-    G = 2 * torch.randn(2, 4, 3)                             # member l distils from teacher l
+    G = 2 * torch.randn(2, 4, 3)  # member l distils from teacher l
     y = torch.tensor([2, 0, 1, 1])
     loss = losses.distill_hinton(y, G, 2.0, 1.0)
     v, g = loss(F, slice(0, 4))
     for l in range(2):
-        v_l, g_l = losses.distill_hinton(y, G[l:l + 1], 2.0, 1.0)(F[l:l + 1], slice(0, 4))
-        assert_close(v[l:l + 1], v_l)
-        assert_close(g[l:l + 1], g_l)
+        v_l, g_l = losses.distill_hinton(y, G[l : l + 1], 2.0, 1.0)(F[l : l + 1], slice(0, 4))
+        assert_close(v[l : l + 1], v_l)
+        assert_close(g[l : l + 1], g_l)
     v_a, g_a = loss(F[:, :3], slice(0, 3))
     v_b, g_b = loss(F[:, 3:], slice(3, 4))
     assert_close(v_a + v_b, v, rtol=1e-5, atol=1e-6)
@@ -134,11 +135,11 @@ def test_flat_teacher():
     H = losses.flat_teacher(G, y)
     rows = torch.arange(6)
     assert H.shape == G.shape
-    assert_close(H[rows, y], G[rows, y])                  # true logit kept
+    assert_close(H[rows, y], G[rows, y])  # true logit kept
     off = ~torch.nn.functional.one_hot(y, 5).bool()
     Hoff, Goff = H[off].view(6, 4), G[off].view(6, 4)
-    assert_close(Hoff, Hoff[:, :1].expand(-1, 4))          # all off-class equal
-    assert_close(Hoff.mean(1), Goff.mean(1))              # their mean kept
+    assert_close(Hoff, Hoff[:, :1].expand(-1, 4))  # all off-class equal
+    assert_close(Hoff.mean(1), Goff.mean(1))  # their mean kept
     assert not torch.allclose(Hoff, Goff)
     # batched teachers (K, N, k) are flattened per member
     GK = torch.randn(3, 6, 5)
@@ -171,12 +172,15 @@ def test_averaged_is_gradient_of_ce_of_mean_model():
     assert not torch.allclose(g, g_own / K, atol=1e-3)
 
 
-@pytest.mark.parametrize("call,name", [
-    (lambda y, G: losses.distill_eq43(y, G, 0.0, 1.0), "tau"),
-    (lambda y, G: losses.distill_eq43(y, G, 0.5, -1.0), "eta_ratio"),
-    (lambda y, G: losses.distill_hinton(y, G, -2.0, 1.0), "T"),
-    (lambda y, G: losses.distill_hinton(y, G, 2.0, -0.5), "kd_weight"),
-])
+@pytest.mark.parametrize(
+    "call,name",
+    [
+        (lambda y, G: losses.distill_eq43(y, G, 0.0, 1.0), "tau"),
+        (lambda y, G: losses.distill_eq43(y, G, 0.5, -1.0), "eta_ratio"),
+        (lambda y, G: losses.distill_hinton(y, G, -2.0, 1.0), "T"),
+        (lambda y, G: losses.distill_hinton(y, G, 2.0, -0.5), "kd_weight"),
+    ],
+)
 def test_invalid_loss_parameters(call, name):
     _, G, y = _tensors()
     with pytest.raises(ValueError, match=name):

@@ -1,31 +1,42 @@
 """mvlib.metrics on hand-made cases."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-
 from _mvhelpers import assert_close
+
 from mvlib.data import MultiViewData
 from mvlib.metrics import accuracy, accuracy_by_strong_view, learned_views, overall
 
 
 def test_learned_views_hand_made():
-    Phi = torch.tensor([[1.0, 0.2],     # only view 0
-                        [0.3, 0.6],     # 0.3 = 0.5 * 0.6: both (the threshold is inclusive)
-                        [0.29, 0.6],    # only view 1
-                        [0.0, 0.0]])    # nothing learned
+    Phi = torch.tensor(
+        [
+            [1.0, 0.2],  # only view 0
+            [0.3, 0.6],  # 0.3 = 0.5 * 0.6: both (the threshold is inclusive)
+            [0.29, 0.6],  # only view 1
+            [0.0, 0.0],
+        ]
+    )  # nothing learned
     expected = torch.tensor([[True, False], [True, True], [False, True], [False, False]])
     assert torch.equal(learned_views(Phi), expected)
-    assert torch.equal(learned_views(Phi, threshold=0.1),
-                       torch.tensor([[True, True], [True, True], [True, True], [False, False]]))
+    assert torch.equal(
+        learned_views(Phi, threshold=0.1),
+        torch.tensor([[True, True], [True, True], [True, True], [False, False]]),
+    )
     # batched over members (K, k, 2): each member compared with its own maxima
     batched = torch.stack([Phi, Phi.flip(-1)])
     assert torch.equal(learned_views(batched), torch.stack([expected, expected.flip(-1)]))
 
 
 def test_accuracy_hand_made():
-    F = torch.tensor([[[3.0, 1.0, 0.0], [0.0, 2.0, 1.0], [5.0, 0.0, 4.0], [0.0, 0.0, 1.0]],
-                      [[0.0, 1.0, 0.0], [0.0, 2.0, 1.0], [1.0, 0.0, 4.0], [9.0, 0.0, 1.0]]])
+    F = torch.tensor(
+        [
+            [[3.0, 1.0, 0.0], [0.0, 2.0, 1.0], [5.0, 0.0, 4.0], [0.0, 0.0, 1.0]],
+            [[0.0, 1.0, 0.0], [0.0, 2.0, 1.0], [1.0, 0.0, 4.0], [9.0, 0.0, 1.0]],
+        ]
+    )
     y = torch.tensor([0, 1, 2, 2])
     assert_close(accuracy(F, y), torch.tensor([0.75, 0.5]))
 
@@ -35,7 +46,7 @@ def test_accuracy_counts_ties_as_errors():
     whichever index the tied class has."""
     F = torch.tensor([[[0.0, 0.0, 0.0], [2.0, 2.0, 1.0], [1.0, 3.0, 3.0], [1.0, 3.0, 2.0]]])
     y = torch.tensor([0, 0, 1, 1])
-    assert_close(accuracy(F, y), torch.tensor([0.25]))   # only the last sample
+    assert_close(accuracy(F, y), torch.tensor([0.25]))  # only the last sample
 
 
 def test_overall_mixes_by_mu():
@@ -49,14 +60,23 @@ def test_accuracy_by_strong_view_hand_made():
     # k = 2 classes, 4 single-view samples: (y, strong view) = (0,0), (0,1), (1,0), (1,1).
     y = torch.tensor([0, 0, 1, 1])
     strong = torch.tensor([0, 1, 0, 1])
-    data = MultiViewData(X=torch.zeros(4, 3, 4), y=y, single=torch.ones(4, dtype=torch.bool), strong=strong,
-                         Z=torch.zeros(4, 2, 2), V=torch.zeros(2, 2, 4))
+    data = MultiViewData(
+        X=torch.zeros(4, 3, 4),
+        y=y,
+        single=torch.ones(4, dtype=torch.bool),
+        strong=strong,
+        Z=torch.zeros(4, 2, 2),
+        V=torch.zeros(2, 2, 4),
+    )
     # member 0 learned v_{0,0} and v_{1,1}; member 1 learned v_{0,0}, v_{0,1} and v_{1,0}
-    learned = torch.tensor([[[True, False], [False, True]],
-                            [[True, True], [True, False]]])
+    learned = torch.tensor([[[True, False], [False, True]], [[True, True], [True, False]]])
     # member 0 is right on sample 0 only; member 1 on sample 2 only
-    F = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]],
-                      [[0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]]])
+    F = torch.tensor(
+        [
+            [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]],
+            [[0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]],
+        ]
+    )
     known, unknown = accuracy_by_strong_view(F, data, learned)
     # member 0: learned-view samples {0, 3} -> hits {0}: 1/2; unlearned {1, 2} -> no hits: 0
     # member 1: learned-view samples {0, 1, 2} -> hits {2}: 1/3; unlearned {3} -> no hits: 0
@@ -66,10 +86,16 @@ def test_accuracy_by_strong_view_hand_made():
 
 def test_accuracy_by_strong_view_empty_group_is_zero():
     y = torch.tensor([0, 1])
-    data = MultiViewData(X=torch.zeros(2, 3, 4), y=y, single=torch.ones(2, dtype=torch.bool),
-                         strong=torch.tensor([1, 0]), Z=torch.zeros(2, 2, 2), V=torch.zeros(2, 2, 4))
-    learned = torch.ones(1, 2, 2, dtype=torch.bool)                   # everything learned
+    data = MultiViewData(
+        X=torch.zeros(2, 3, 4),
+        y=y,
+        single=torch.ones(2, dtype=torch.bool),
+        strong=torch.tensor([1, 0]),
+        Z=torch.zeros(2, 2, 2),
+        V=torch.zeros(2, 2, 4),
+    )
+    learned = torch.ones(1, 2, 2, dtype=torch.bool)  # everything learned
     F = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
     known, unknown = accuracy_by_strong_view(F, data, learned)
     assert_close(known, torch.tensor([1.0]))
-    assert_close(unknown, torch.tensor([0.0]))          # no samples: 0, not NaN
+    assert_close(unknown, torch.tensor([0.0]))  # no samples: 0, not NaN

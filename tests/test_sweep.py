@@ -1,4 +1,5 @@
 """mvlib.sweep: backends agree, a killed sweep resumes, bad grids are named, summarise is right."""
+
 import math
 import os
 import subprocess
@@ -13,8 +14,17 @@ from mvlib import sweep as sw
 from mvlib.__main__ import main
 
 # The ci preset cut down to ~0.2 s a cell; these methods train the members and the NTK model.
-TINY = dict(d="24", P="8", N="60", n_test="40", K="2", steps="20", ntk_steps="10", students="1",
-            sd_steps="10")
+TINY = dict(
+    d="24",
+    P="8",
+    N="60",
+    n_test="40",
+    K="2",
+    steps="20",
+    ntk_steps="10",
+    students="1",
+    sd_steps="10",
+)
 METHODS = ("single", "ensemble", "ntk_single")
 CLI_TINY = [a for name, v in TINY.items() for a in ("--set", f"{name}={v}")]
 
@@ -76,14 +86,30 @@ def cells_in(path):
 
 
 def test_killed_sweep_resumes_to_the_uninterrupted_csv(tmp_path):
-    args = [sys.executable, "-m", "mvlib", "sweep", "--preset", "ci", "--grid", "k=4,5",
-            "--seeds", "4", "--methods", ",".join(METHODS), "--backend", "serial",
-            "--no-progress", *CLI_TINY]
+    args = [
+        sys.executable,
+        "-m",
+        "mvlib",
+        "sweep",
+        "--preset",
+        "ci",
+        "--grid",
+        "k=4,5",
+        "--seeds",
+        "4",
+        "--methods",
+        ",".join(METHODS),
+        "--backend",
+        "serial",
+        "--no-progress",
+        *CLI_TINY,
+    ]
     env = {**os.environ, "MVLIB_CACHE": "off", "OMP_NUM_THREADS": "1"}
     whole, cut = tmp_path / "whole.csv", tmp_path / "cut.csv"
     sw.sweep(tiny_plan(seeds=4), whole, "serial", progress=False)
-    proc = subprocess.Popen([*args, "--out", str(cut)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*args, "--out", str(cut)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         while not (cut.exists() and cut.read_text().count("\n") > len(METHODS)):
             assert proc.poll() is None, "the sweep ended before it could be killed"
@@ -92,8 +118,9 @@ def test_killed_sweep_resumes_to_the_uninterrupted_csv(tmp_path):
     finally:
         proc.wait()
     assert 1 <= cells_in(cut) < 8
-    done = subprocess.run([*args, "--out", str(cut)], env=env, check=True, capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [*args, "--out", str(cut)], env=env, check=True, capture_output=True, text=True
+    )
     assert f"already in {cut}" in done.stdout
     assert cut.read_text() == whole.read_text()
 
@@ -105,10 +132,10 @@ def test_torn_write_is_dropped_and_recomputed(tmp_path):
     lines = whole.read_text().splitlines(keepends=True)
     # header + first cell + two rows of the second cell + half of its third row
     cell = len(METHODS)
-    cut.write_text("".join(lines[:1 + cell + 2]) + lines[1 + cell + 2][:30])
+    cut.write_text("".join(lines[: 1 + cell + 2]) + lines[1 + cell + 2][:30])
     assert sw.sweep(p, cut, "serial", progress=False) == 3
     assert cut.read_text() == whole.read_text()
-    assert sw.sweep(p, cut, "serial", progress=False) == 0     # nothing left: no duplicates
+    assert sw.sweep(p, cut, "serial", progress=False) == 0  # nothing left: no duplicates
 
 
 def test_growing_the_grid_computes_only_new_cells(tmp_path):
@@ -118,45 +145,64 @@ def test_growing_the_grid_computes_only_new_cells(tmp_path):
     assert cells_in(out) == 4
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(overrides={"eta": "5.0"}), r"eta=6\.0 there, 5\.0 here"),
-    (dict(grid={"mu": ["0.1", "0.2"]}, overrides={"k": "4"}), r"k=5 there, 4 here"),
-    (dict(methods=("single",)), r"holds method 'ensemble'"),
-    (dict(methods=(*METHODS, "train_average")), r"made with other --methods"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(overrides={"eta": "5.0"}), r"eta=6\.0 there, 5\.0 here"),
+        (dict(grid={"mu": ["0.1", "0.2"]}, overrides={"k": "4"}), r"k=5 there, 4 here"),
+        (dict(methods=("single",)), r"holds method 'ensemble'"),
+        (dict(methods=(*METHODS, "train_average")), r"made with other --methods"),
+    ],
+)
 def test_resume_refuses_another_sweeps_csv(tmp_path, change, message):
     out = tmp_path / "out.csv"
     sw.sweep(tiny_plan(), out, "serial", progress=False)
     before = out.read_text()
     over = {**TINY, **change.get("overrides", {})}
-    p = sw.plan("ci", change.get("grid", {"k": ["4", "5"]}), over, 2, 0,
-                change.get("methods", METHODS))
+    p = sw.plan(
+        "ci", change.get("grid", {"k": ["4", "5"]}), over, 2, 0, change.get("methods", METHODS)
+    )
     with pytest.raises(ValueError, match=message):
         sw.sweep(p, out, "serial", progress=False)
     assert out.read_text() == before
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--grid", "foo=1,2"], "unknown parameter 'foo'"),
-    (["--grid", "k=4,x"], "k: cannot read 'x' as int"),
-    (["--grid", "k=1,4"], "k must be an integer in [2, inf], got 1"),
-    (["--grid", "mu=0.1,1.5"], "mu must be a number in [0.0, 1.0], got 1.5"),
-    (["--grid", "k=4", "--grid", "k=5"], "--grid names 'k' twice"),
-    (["--grid", "k="], "--grid k needs a comma-separated list of values"),
-    (["--grid", "k=4,,5"], "--grid k needs a comma-separated list of values"),
-    (["--grid", "k=4,4.0"], "--grid k repeats a value"),
-    (["--grid", "k"], "--grid takes NAME=VALUE"),
-    (["--grid", "N=30,60"], "N given to both --grid and --set"),
-    (["--methods", "single,bogus"], "--methods must be a comma-separated subset"),
-    (["--seeds", "0"], "--seeds must be an integer >= 1"),
-    (["--workers", "0"], "--workers must be an integer >= 1"),
-    (["--scheduler", "tcp://x:1"], "--scheduler needs --backend dask"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--grid", "foo=1,2"], "unknown parameter 'foo'"),
+        (["--grid", "k=4,x"], "k: cannot read 'x' as int"),
+        (["--grid", "k=1,4"], "k must be an integer in [2, inf], got 1"),
+        (["--grid", "mu=0.1,1.5"], "mu must be a number in [0.0, 1.0], got 1.5"),
+        (["--grid", "k=4", "--grid", "k=5"], "--grid names 'k' twice"),
+        (["--grid", "k="], "--grid k needs a comma-separated list of values"),
+        (["--grid", "k=4,,5"], "--grid k needs a comma-separated list of values"),
+        (["--grid", "k=4,4.0"], "--grid k repeats a value"),
+        (["--grid", "k"], "--grid takes NAME=VALUE"),
+        (["--grid", "N=30,60"], "N given to both --grid and --set"),
+        (["--methods", "single,bogus"], "--methods must be a comma-separated subset"),
+        (["--seeds", "0"], "--seeds must be an integer >= 1"),
+        (["--workers", "0"], "--workers must be an integer >= 1"),
+        (["--scheduler", "tcp://x:1"], "--scheduler needs --backend dask"),
+    ],
+)
 def test_bad_sweep_is_refused_with_the_parameter_named(tmp_path, args, message, capsys):
     out = tmp_path / "out.csv"
     with pytest.raises(SystemExit) as exc:
-        main(["sweep", "--preset", "ci", "--no-progress", "--backend", "serial", *CLI_TINY,
-              *args, "--out", str(out)])
+        main(
+            [
+                "sweep",
+                "--preset",
+                "ci",
+                "--no-progress",
+                "--backend",
+                "serial",
+                *CLI_TINY,
+                *args,
+                "--out",
+                str(out),
+            ]
+        )
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
@@ -164,8 +210,10 @@ def test_bad_sweep_is_refused_with_the_parameter_named(tmp_path, args, message, 
 
 def test_grid_parameters_are_checked_together():
     p = sw.plan("ci", {"k": ["150"], "d": ["300", "400"]}, {}, 1, 0, METHODS)
-    assert [c.point for c in p.cells] == [(("k", "150"), ("d", "300")),
-                                          (("k", "150"), ("d", "400"))]
+    assert [c.point for c in p.cells] == [
+        (("k", "150"), ("d", "300")),
+        (("k", "150"), ("d", "400")),
+    ]
     with pytest.raises(ValueError, match=r"d must be an integer in \[300, inf\], got 200"):
         sw.plan("ci", {"k": ["150"], "d": ["200", "300"]}, {}, 1, 0, METHODS)
 
@@ -173,28 +221,54 @@ def test_grid_parameters_are_checked_together():
 def test_dask_backend_without_the_extra_says_what_to_install(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     with pytest.raises(SystemExit):
-        main(["sweep", "--preset", "ci", "--no-progress", "--backend", "dask", *CLI_TINY,
-              "--grid", "k=4", "--out", str(tmp_path / "out.csv")])
+        main(
+            [
+                "sweep",
+                "--preset",
+                "ci",
+                "--no-progress",
+                "--backend",
+                "dask",
+                *CLI_TINY,
+                "--grid",
+                "k=4",
+                "--out",
+                str(tmp_path / "out.csv"),
+            ]
+        )
     assert 'pip install -e ".[cluster]"' in capsys.readouterr().err
 
 
 def test_summarise_means_and_intervals():
     rows = []
-    for k, method, values in [(4, "single", [0.5, 0.6, 0.7]), (4, "ensemble", [0.8, 0.8, 0.8]),
-                              (5, "single", [0.2, 0.4, 0.9])]:
-        rows += [dict(preset="ci", k=k, N=60, seed=s, method=method, train=v, overall=1 - v)
-                 for s, v in enumerate(values)]
+    for k, method, values in [
+        (4, "single", [0.5, 0.6, 0.7]),
+        (4, "ensemble", [0.8, 0.8, 0.8]),
+        (5, "single", [0.2, 0.4, 0.9]),
+    ]:
+        rows += [
+            dict(preset="ci", k=k, N=60, seed=s, method=method, train=v, overall=1 - v)
+            for s, v in enumerate(values)
+        ]
     rows.append(dict(preset="ci", k=5, N=60, seed=0, method="ensemble", train=0.3, overall=0.7))
     out = sw.summarise(pd.DataFrame(rows)).set_index(["k", "method"])
-    assert list(out.columns) == ["seeds", "train", "train_lo", "train_hi", "overall", "overall_lo",
-                                 "overall_hi"]        # N and preset do not vary: not grid columns
-    half = 4.303 * 0.1 / math.sqrt(3)                 # t_{0.975, 2} * sd / sqrt(n)
+    assert list(out.columns) == [
+        "seeds",
+        "train",
+        "train_lo",
+        "train_hi",
+        "overall",
+        "overall_lo",
+        "overall_hi",
+    ]  # N and preset do not vary: not grid columns
+    half = 4.303 * 0.1 / math.sqrt(3)  # t_{0.975, 2} * sd / sqrt(n)
     r = out.loc[(4, "single")]
     assert r.seeds == 3 and r.train == pytest.approx(0.6)
     assert (r.train_lo, r.train_hi) == pytest.approx((0.6 - half, 0.6 + half))
     assert (r.overall_lo, r.overall_hi) == pytest.approx((0.4 - half, 0.4 + half))
     assert tuple(out.loc[(4, "ensemble"), ["train", "train_lo", "train_hi"]]) == pytest.approx(
-        (0.8, 0.8, 0.8))
+        (0.8, 0.8, 0.8)
+    )
     sd = math.sqrt(((0.2 - 0.5) ** 2 + (0.4 - 0.5) ** 2 + (0.9 - 0.5) ** 2) / 2)
     assert out.loc[(5, "single"), "train_hi"] == pytest.approx(0.5 + 4.303 * sd / math.sqrt(3))
     r = out.loc[(5, "ensemble")]

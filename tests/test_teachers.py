@@ -1,12 +1,13 @@
 """Distillation targets (mvlib.teachers) and intervals (mvlib.stats)."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 import torch
-
 from _mvhelpers import assert_close, gen
+
 from mvlib import stats, teachers
 
 
@@ -30,7 +31,7 @@ def test_flat_keeps_true_logit_and_mean_margin(G, y):
     own = torch.nn.functional.one_hot(y, 6).bool().expand_as(G)
     assert torch.equal(H[own], G[own])
     assert_close(teachers.margin(H, y), teachers.margin(G, y))
-    assert _off(H, y).std(-1).max() < 1e-5            # no off-class spread
+    assert _off(H, y).std(-1).max() < 1e-5  # no off-class spread
 
 
 def test_flat_hand_example():
@@ -42,7 +43,10 @@ def test_onehot_is_the_same_for_every_sample_at_the_mean_margin(G, y):
     H = teachers.onehot(G, y)
     m = teachers.margin(H, y)
     assert_close(m, teachers.margin(G, y).mean(-1, keepdim=True).expand_as(m))
-    assert_close(teachers.off_mean(H, y), teachers.off_mean(G, y).mean(-2, keepdim=True).expand_as(m[..., None]))
+    assert_close(
+        teachers.off_mean(H, y),
+        teachers.off_mean(G, y).mean(-2, keepdim=True).expand_as(m[..., None]),
+    )
     assert _off(H, y).std(-1).max() < 1e-5
 
 
@@ -51,7 +55,7 @@ def test_permuted_permutes_off_classes_within_each_sample(G, y):
     own = torch.nn.functional.one_hot(y, 6).bool().expand_as(G)
     assert torch.equal(H[own], G[own])
     assert torch.equal(_off(H, y).sort(-1).values, _off(G, y).sort(-1).values)
-    assert not torch.equal(H, G)                       # something moved
+    assert not torch.equal(H, G)  # something moved
     assert torch.equal(H, teachers.permuted(G, y, gen(2)))  # seeded
     # every off-class position is a destination about equally often: the permutation is random
     moved = (H != G) & ~own
