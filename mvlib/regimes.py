@@ -12,6 +12,7 @@ the 95% interval over at least two seeds clears zero (or the level).
 - :func:`kscaling`: Theorem 1's single-view accuracy per number of classes k.
 - :func:`write_provenance` / :func:`read_provenance`: how a shipped CSV was made.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -68,13 +69,18 @@ THEOREM4 = ("self-distillation >= 3/4", "distillation - continuation")
 
 
 # The grid of each shipped sweep (scripts/regimes.sh): its rows and columns in the maps.
-GRIDS = {"regimes_kd": ("T", "off_high"), "regimes_sd": ("sd_steps", "teacher_scale"),
-         "regimes_data": ("k", "mu")}
+GRIDS = {
+    "regimes_kd": ("T", "off_high"),
+    "regimes_sd": ("sd_steps", "teacher_scale"),
+    "regimes_data": ("k", "mu"),
+}
 
 
 def tagged(claims, tag: str) -> tuple[Claim, ...]:
     """The claims renamed ``"TAG: name"``, so KD's and SD's claims share one table."""
     return tuple(replace(c, name=f"{tag}: {c.name}") for c in claims)
+
+
 # Theorem 1: a single model learns one view of each class, so it is right on half of the
 # single-view data.
 THEOREM1_SINGLE_VIEW = 0.5
@@ -82,8 +88,16 @@ THEOREM1_SINGLE_VIEW = 0.5
 
 def grid_columns(df) -> list[str]:
     """The parameters that vary in a sweep's frame (its grid)."""
-    fixed = {"seed", "method", "preset", "train", "multi_view", "single_view", "overall",
-             "both_views"}
+    fixed = {
+        "seed",
+        "method",
+        "preset",
+        "train",
+        "multi_view",
+        "single_view",
+        "overall",
+        "both_views",
+    }
     return [c for c in df.columns if c not in fixed and df[c].nunique(dropna=False) > 1]
 
 
@@ -117,8 +131,17 @@ def claim_table(df, claims, grid: list[str] | None = None) -> pd.DataFrame:
             if c.a not in set(part.method) or (c.b and c.b not in set(part.method)):
                 continue
             ci = interval(part, c)
-            rows.append({**dict(zip(grid, key)), "claim": c.name, "mean": ci.mean, "lo": ci.lo,
-                         "hi": ci.hi, "seeds": ci.n, "holds": ci.n >= 2 and ci.lo > 0})
+            rows.append(
+                {
+                    **dict(zip(grid, key)),
+                    "claim": c.name,
+                    "mean": ci.mean,
+                    "lo": ci.lo,
+                    "hi": ci.hi,
+                    "seeds": ci.n,
+                    "holds": ci.n >= 2 and ci.lo > 0,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -141,10 +164,15 @@ def describe(table, grid: list[str], fmt: str = ".3f") -> list[str]:
     for claim, part in table.groupby("claim", sort=False):
         where = holds_where(part, claim, grid)
         points = "; ".join(", ".join(f"{k}={v:g}" for k, v in p.items()) for p in where)
-        verdict = (f"holds at {len(where)} of {len(part)} grid points ({points})" if where
-                   else f"holds nowhere in the {len(part)} grid points tried")
-        out.append(f"{claim}: {verdict}; mean from {part['mean'].min():+{fmt}} to "
-                   f"{part['mean'].max():+{fmt}}")
+        verdict = (
+            f"holds at {len(where)} of {len(part)} grid points ({points})"
+            if where
+            else f"holds nowhere in the {len(part)} grid points tried"
+        )
+        out.append(
+            f"{claim}: {verdict}; mean from {part['mean'].min():+{fmt}} to "
+            f"{part['mean'].max():+{fmt}}"
+        )
     return out
 
 
@@ -166,10 +194,13 @@ class ClaimMap:
         """Cell text ``"mean\\n[lo, hi]"`` ("" where missing)."""
         import pandas as pd
 
-        text = np.vectorize(lambda m, lo, hi: "" if np.isnan(m) else
-                            f"{m:{fmt}}\n[{lo:{fmt}}, {hi:{fmt}}]", otypes=[object])
-        return pd.DataFrame(text(self.mean, self.lo, self.hi), index=self.mean.index,
-                            columns=self.mean.columns)
+        text = np.vectorize(
+            lambda m, lo, hi: "" if np.isnan(m) else f"{m:{fmt}}\n[{lo:{fmt}}, {hi:{fmt}}]",
+            otypes=[object],
+        )
+        return pd.DataFrame(
+            text(self.mean, self.lo, self.hi), index=self.mean.index, columns=self.mean.columns
+        )
 
 
 def claim_map(table, claim: str, rows: str, cols: str, values: dict | None = None) -> ClaimMap:
@@ -178,26 +209,46 @@ def claim_map(table, claim: str, rows: str, cols: str, values: dict | None = Non
     missing; by default the axes are the values present."""
     part = table[table.claim == claim]
     if part.empty:
-        raise ValueError(f"claim {claim!r} is not in the table (claims: "
-                         f"{', '.join(table.claim.unique())})")
+        raise ValueError(
+            f"claim {claim!r} is not in the table (claims: {', '.join(table.claim.unique())})"
+        )
     dup = part.duplicated([rows, cols])
     if dup.any():
-        raise ValueError(f"{rows} x {cols} does not identify the grid points of {claim!r}: "
-                         f"another grid column varies too")
+        raise ValueError(
+            f"{rows} x {cols} does not identify the grid points of {claim!r}: "
+            f"another grid column varies too"
+        )
     values = values or {}
     index = values.get(rows, sorted(part[rows].unique()))
     columns = values.get(cols, sorted(part[cols].unique()))
 
     def grid(col):
-        return part.pivot(index=rows, columns=cols, values=col).reindex(index=index,
-                                                                        columns=columns)
+        return part.pivot(index=rows, columns=cols, values=col).reindex(
+            index=index, columns=columns
+        )
+
     holds = grid("holds").fillna(False).astype(bool)
-    return ClaimMap(claim, rows, cols, grid("mean").astype(float), grid("lo").astype(float),
-                    grid("hi").astype(float), holds)
+    return ClaimMap(
+        claim,
+        rows,
+        cols,
+        grid("mean").astype(float),
+        grid("lo").astype(float),
+        grid("hi").astype(float),
+        holds,
+    )
 
 
-def claim_heatmaps(table, claims, rows: str, cols: str, values: dict | None = None,
-                   title: str = "", ncols: int = 3, fmt: str = ".2f"):
+def claim_heatmaps(
+    table,
+    claims,
+    rows: str,
+    cols: str,
+    values: dict | None = None,
+    title: str = "",
+    ncols: int = 3,
+    fmt: str = ".2f",
+):
     """One heatmap per claim (``Claim`` or name) of a :func:`claim_table`: colour the mean
     single-view difference (red > 0 > blue, one scale for all), each cell "mean [lo, hi]",
     a thick black frame where the claim holds. Returns the figure."""
@@ -209,19 +260,36 @@ def claim_heatmaps(table, claims, rows: str, cols: str, values: dict | None = No
     maps = [claim_map(table, n, rows, cols, values) for n in names]
     vmax = max(float(np.nanmax(np.abs(m.mean.to_numpy()), initial=0.0)) for m in maps) or 1.0
     nrows = -(-len(maps) // ncols)
-    fig, axes = plt.subplots(nrows, min(ncols, len(maps)), squeeze=False,
-                             figsize=(4.2 * min(ncols, len(maps)), 3.4 * nrows))
+    fig, axes = plt.subplots(
+        nrows,
+        min(ncols, len(maps)),
+        squeeze=False,
+        figsize=(4.2 * min(ncols, len(maps)), 3.4 * nrows),
+    )
     for ax, m in zip(axes.flat, maps):
-        sns.heatmap(m.mean, annot=m.labels(fmt), fmt="", cmap="RdBu_r", vmin=-vmax, vmax=vmax,
-                    cbar=False, ax=ax, annot_kws={"fontsize": 8}, linewidths=0.5)
+        sns.heatmap(
+            m.mean,
+            annot=m.labels(fmt),
+            fmt="",
+            cmap="RdBu_r",
+            vmin=-vmax,
+            vmax=vmax,
+            cbar=False,
+            ax=ax,
+            annot_kws={"fontsize": 8},
+            linewidths=0.5,
+        )
         for i, j in zip(*np.nonzero(m.holds.to_numpy())):
             ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="black", lw=3))
         ax.set_title(m.claim, fontsize=10)
         ax.invert_yaxis()
-    for ax in axes.flat[len(maps):]:
+    for ax in axes.flat[len(maps) :]:
         ax.set_visible(False)
-    fig.suptitle(title + ("\n" if title else "") + "single-view difference, mean [95% interval]"
-                 " over seeds; framed: the claim holds (interval above 0)", fontsize=10)
+    fig.suptitle(
+        title + ("\n" if title else "") + "single-view difference, mean [95% interval]"
+        " over seeds; framed: the claim holds (interval above 0)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
@@ -272,8 +340,18 @@ def live_slice(shipped, live: dict, claims, methods) -> pd.DataFrame:
 
     def add(quantity, value, draws):
         pi = prediction_interval(draws)
-        rows.append({"quantity": quantity, "live": value, "mean": pi.mean, "lo": pi.lo,
-                     "hi": pi.hi, "seeds": pi.n, "inside": pi.lo <= value <= pi.hi})
+        rows.append(
+            {
+                "quantity": quantity,
+                "live": value,
+                "mean": pi.mean,
+                "lo": pi.lo,
+                "hi": pi.hi,
+                "seeds": pi.n,
+                "inside": pi.lo <= value <= pi.hi,
+            }
+        )
+
     for m in methods:
         add(m, live[m][METRIC], _draws(shipped, m, None))
     for c in claims:
@@ -301,8 +379,11 @@ def regime_mismatch(shipped, cfg, ignore=("n_test", "seeds")) -> dict:
     for name, value in as_dict(cfg).items():
         if name in ignore or name not in row:
             continue
-        same = (np.isclose(float(row[name]), float(value)) if isinstance(value, (int, float))
-                else str(row[name]) == str(value))
+        same = (
+            np.isclose(float(row[name]), float(value))
+            if isinstance(value, (int, float))
+            else str(row[name]) == str(value)
+        )
         if not same:
             out[name] = (row[name], value)
     return out
@@ -316,8 +397,12 @@ def kscaling(df, method: str = "single") -> pd.DataFrame:
 
     out = []
     for (k, steps), part in df[df.method == method].groupby(["k", "steps"]):
-        row = {"k": int(k), "steps": int(steps), "N": int(part.N.iloc[0]),
-               "seeds": part.seed.nunique()}
+        row = {
+            "k": int(k),
+            "steps": int(steps),
+            "N": int(part.N.iloc[0]),
+            "seeds": part.seed.nunique(),
+        }
         for metric in ("train", "multi_view", "single_view", "both_views"):
             ci = mean_ci(part[metric].to_numpy())
             row.update({metric: ci.mean, f"{metric}_lo": ci.lo, f"{metric}_hi": ci.hi})
@@ -330,19 +415,28 @@ def theorem1_regime(table, fit: float = 0.99, band: float = 0.05):
     ``fit`` of its training set ("training is perfect") and its single-view interval lies within
     ``band`` of :data:`THEOREM1_SINGLE_VIEW` (test error in [0.49 mu, 0.51 mu]). Returns a
     boolean Series."""
-    return ((table.train >= fit) & (table.single_view_lo >= THEOREM1_SINGLE_VIEW - band)
-            & (table.single_view_hi <= THEOREM1_SINGLE_VIEW + band))
+    return (
+        (table.train >= fit)
+        & (table.single_view_lo >= THEOREM1_SINGLE_VIEW - band)
+        & (table.single_view_hi <= THEOREM1_SINGLE_VIEW + band)
+    )
 
 
 def data_dir() -> Path:
     """The shipped sweeps' folder, ``book/data`` of the repository: beside the running notebook
     (the book's folder, or the repository root), else beside this package's checkout."""
-    here = [Path.cwd() / "data", Path.cwd() / "book" / "data",
-            Path(__file__).resolve().parent.parent / "book" / "data"]
+    here = [
+        Path.cwd() / "data",
+        Path.cwd() / "book" / "data",
+        Path(__file__).resolve().parent.parent / "book" / "data",
+    ]
     found = next((p for p in here if p.is_dir()), None)
     if found is None:
-        raise FileNotFoundError("the shipped sweeps are in the repository's book/data, looked in "
-                                + ", ".join(map(str, here)) + ": run from a clone")
+        raise FileNotFoundError(
+            "the shipped sweeps are in the repository's book/data, looked in "
+            + ", ".join(map(str, here))
+            + ": run from a clone"
+        )
     return found
 
 
@@ -382,8 +476,11 @@ def write_provenance(csv_path, command: str) -> Path:
         "mvlib_version": mvlib.__version__,
         "source_hash": source_hash(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                    "torch": torch.__version__},
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "torch": torch.__version__,
+        },
     }
     path = provenance_path(csv_path)
     path.write_text(json.dumps(record, indent=2) + "\n")

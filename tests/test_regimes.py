@@ -1,5 +1,6 @@
 """mvlib.regimes on hand-made sweep frames: claim intervals, holds, maps, live slice, k-scaling,
 provenance."""
+
 import json
 import math
 
@@ -21,18 +22,31 @@ def frame(points: dict, grid=("T", "off_high"), other=None) -> pd.DataFrame:
     for values, methods in points.items():
         for method, accs in methods.items():
             for seed, acc in enumerate(accs):
-                rows.append({"preset": "ci", "k": 10, **dict(zip(grid, values)),
-                             **(other or {}), "seed": seed, "method": method, "train": 1.0,
-                             "multi_view": 0.99, "single_view": acc, "overall": 0.9,
-                             "both_views": 0.1})
+                rows.append(
+                    {
+                        "preset": "ci",
+                        "k": 10,
+                        **dict(zip(grid, values)),
+                        **(other or {}),
+                        "seed": seed,
+                        "method": method,
+                        "train": 1.0,
+                        "multi_view": 0.99,
+                        "single_view": acc,
+                        "overall": 0.9,
+                        "both_views": 0.1,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
-SWEEP = frame({
-    (4, 0.4): {"distill": [0.8, 0.9, 0.85], "distill_permuted": [0.7, 0.79, 0.76]},  # holds
-    (4, 0.8): {"distill": [0.8, 0.7, 0.9], "distill_permuted": [0.7, 0.8, 0.8]},     # straddles 0
-    (8, 0.4): {"distill": [0.6, 0.6, 0.6], "distill_permuted": [0.7, 0.7, 0.7]},     # negative
-})
+SWEEP = frame(
+    {
+        (4, 0.4): {"distill": [0.8, 0.9, 0.85], "distill_permuted": [0.7, 0.79, 0.76]},  # holds
+        (4, 0.8): {"distill": [0.8, 0.7, 0.9], "distill_permuted": [0.7, 0.8, 0.8]},  # straddles 0
+        (8, 0.4): {"distill": [0.6, 0.6, 0.6], "distill_permuted": [0.7, 0.7, 0.7]},  # negative
+    }
+)
 
 
 def test_claim_table_paired_interval_and_holds():
@@ -47,16 +61,24 @@ def test_claim_table_paired_interval_and_holds():
 
 
 def test_holds_needs_two_seeds():
-    one = frame({(4, 0.4): {"distill": [0.9], "distill_permuted": [0.1]},
-                 (8, 0.4): {"distill": [0.9, 0.9], "distill_permuted": [0.1, 0.2]}})
+    one = frame(
+        {
+            (4, 0.4): {"distill": [0.9], "distill_permuted": [0.1]},
+            (8, 0.4): {"distill": [0.9, 0.9], "distill_permuted": [0.1, 0.2]},
+        }
+    )
     t = rg.claim_table(one, [DK])
     assert list(t.seeds) == [1, 2] and list(t.holds) == [False, True]
 
 
 def test_level_claim_and_missing_method_skipped():
-    df = frame({(4, 0.4): {"self_distill": [0.8, 0.82, 0.81]},
-                (8, 0.4): {"self_distill": [0.74, 0.76, 0.75]}})
-    t = rg.claim_table(df, [LEVEL, DK])            # DK's methods are absent: no rows
+    df = frame(
+        {
+            (4, 0.4): {"self_distill": [0.8, 0.82, 0.81]},
+            (8, 0.4): {"self_distill": [0.74, 0.76, 0.75]},
+        }
+    )
+    t = rg.claim_table(df, [LEVEL, DK])  # DK's methods are absent: no rows
     assert list(t.claim) == [LEVEL.name] * 2
     assert t["mean"].tolist() == pytest.approx([0.81 - 0.75, 0.0], abs=1e-12)
     assert list(t.holds) == [True, False]
@@ -64,7 +86,7 @@ def test_level_claim_and_missing_method_skipped():
 
 def test_explicit_grid_for_a_partial_sweep():
     part = SWEEP[SWEEP["T"] == 4]
-    part = part[part.off_high == 0.4]              # nothing varies yet
+    part = part[part.off_high == 0.4]  # nothing varies yet
     assert rg.grid_columns(part) == []
     t = rg.claim_table(part, [DK], grid=["T", "off_high"])
     assert t[["T", "off_high"]].values.tolist() == [[4, 0.4]] and bool(t.holds.iloc[0])
@@ -103,8 +125,9 @@ def test_holds_where_lists_points_where_every_claim_holds():
 def test_describe_says_where_and_nowhere():
     t = rg.claim_table(SWEEP, [DK, rg.Claim("none", "distill", "distill")])
     dark, none = rg.describe(t, ["T", "off_high"])
-    assert dark == ("dark: holds at 1 of 3 grid points (T=4, off_high=0.4); "
-                    "mean from -0.100 to +0.100")
+    assert dark == (
+        "dark: holds at 1 of 3 grid points (T=4, off_high=0.4); mean from -0.100 to +0.100"
+    )
     assert none.startswith("none: holds nowhere in the 3 grid points tried")
 
 
@@ -114,14 +137,13 @@ def test_heatmaps_frame_the_points_where_a_claim_holds():
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in axes] == ["dark", "rev"]
     frames = [[p for p in ax.patches if not p.get_fill()] for ax in axes]
-    assert [len(f) for f in frames] == [1, 1]      # rev holds at (8, 0.4), dark at (4, 0.4)
+    assert [len(f) for f in frames] == [1, 1]  # rev holds at (8, 0.4), dark at (4, 0.4)
     texts = [x.get_text() for x in axes[0].texts]
     assert "0.10\n[0.08, 0.12]" in texts
 
 
 def test_at_compares_as_floats_and_names_a_missing_column():
-    assert set(rg.at(SWEEP, T=4.0, off_high="0.4").method) == {
-        "distill", "distill_permuted"}
+    assert set(rg.at(SWEEP, T=4.0, off_high="0.4").method) == {"distill", "distill_permuted"}
     assert len(rg.at(SWEEP, T=4, off_high=0.4)) == 6
     assert len(rg.at(rg.claim_table(SWEEP, [DK]), T=8)) == 1
     with pytest.raises(KeyError, match="no column 'mu'"):
@@ -136,7 +158,8 @@ def test_prediction_of_one_method_and_of_a_paired_difference():
     two = rg.prediction(SWEEP, "distill", "distill_permuted", T=4, off_high=0.4)
     sd = pd.Series([0.1, 0.11, 0.09]).std()
     assert two.mean == pytest.approx(0.1) and two.lo == pytest.approx(
-        0.1 - t975(2) * sd * math.sqrt(4 / 3))
+        0.1 - t975(2) * sd * math.sqrt(4 / 3)
+    )
     with pytest.raises(ValueError, match="no rows"):
         rg.prediction(SWEEP, "distill", T=32, off_high=0.4)
 
@@ -153,7 +176,7 @@ def test_shipped_reads_book_data(tmp_path, monkeypatch):
 
 def test_shipped_map_carries_its_grid_for_a_partial_sweep(tmp_path, monkeypatch):
     (tmp_path / "data").mkdir()
-    one = rg.at(SWEEP, T=4, off_high=0.4)          # the first grid point only: nothing varies
+    one = rg.at(SWEEP, T=4, off_high=0.4)  # the first grid point only: nothing varies
     one.to_csv(tmp_path / "data" / "regimes_kd.csv", index=False)
     monkeypatch.chdir(tmp_path)
     df = rg.shipped("regimes_kd")
@@ -194,14 +217,22 @@ def test_regime_mismatch_names_parameters_outside_ignore():
     cfg = get_preset("ci")
     shipped = pd.DataFrame([{**as_dict(cfg), "seed": 0, "method": "single"}])
     assert rg.regime_mismatch(shipped, cfg) == {}
-    assert rg.regime_mismatch(shipped, get_preset("book")) == {}     # n_test and seeds only
+    assert rg.regime_mismatch(shipped, get_preset("book")) == {}  # n_test and seeds only
     assert rg.regime_mismatch(shipped, get_preset("ci", T=4)) == {"T": (8.0, 4.0)}
     assert set(rg.regime_mismatch(shipped, get_preset("paper"))) >= {"k", "N", "d"}
 
 
 def test_kscaling_per_k():
-    df = pd.concat([frame({(k,): {"single": [0.5, 0.6, 0.55], "ensemble": [0.9] * 3}},
-                          grid=("k",), other={"N": 60 * k, "steps": 600}) for k in (20, 10)])
+    df = pd.concat(
+        [
+            frame(
+                {(k,): {"single": [0.5, 0.6, 0.55], "ensemble": [0.9] * 3}},
+                grid=("k",),
+                other={"N": 60 * k, "steps": 600},
+            )
+            for k in (20, 10)
+        ]
+    )
     longer = frame({(20,): {"single": [0.5] * 2}}, grid=("k",), other={"N": 1, "steps": 1200})
     ks = rg.kscaling(pd.concat([df, longer]))
     assert ks.k.tolist() == [10, 20, 20] and ks.N.tolist() == [600, 1200, 1]
@@ -235,8 +266,15 @@ def test_provenance_round_trip(tmp_path):
 def test_tagged_claims_share_one_table():
     both = rg.tagged((DK,), "KD") + rg.tagged((rg.Claim("dark", "self_distill", "distill"),), "SD")
     assert [c.name for c in both] == ["KD: dark", "SD: dark"] and both[0].a == "distill"
-    df = frame({(4, 0.4): {"distill": [0.8, 0.9], "distill_permuted": [0.7, 0.8],
-                           "self_distill": [0.9, 0.95]}})
+    df = frame(
+        {
+            (4, 0.4): {
+                "distill": [0.8, 0.9],
+                "distill_permuted": [0.7, 0.8],
+                "self_distill": [0.9, 0.95],
+            }
+        }
+    )
     t = rg.claim_table(df, both, grid=["T", "off_high"])
     assert t.claim.tolist() == ["KD: dark", "SD: dark"]
     assert set(rg.DARK_KNOWLEDGE) <= {c.name for c in rg.KD_CLAIMS}
@@ -244,7 +282,12 @@ def test_tagged_claims_share_one_table():
 
 
 def test_theorem1_regime_needs_the_fit_and_the_band():
-    t = pd.DataFrame({"train": [1.0, 0.95, 1.0, 1.0], "single_view_lo": [0.47, 0.47, 0.44, 0.5],
-                      "single_view_hi": [0.53, 0.53, 0.53, 0.56]})
+    t = pd.DataFrame(
+        {
+            "train": [1.0, 0.95, 1.0, 1.0],
+            "single_view_lo": [0.47, 0.47, 0.44, 0.5],
+            "single_view_hi": [0.53, 0.53, 0.53, 0.56],
+        }
+    )
     assert rg.theorem1_regime(t).tolist() == [True, False, False, False]
     assert rg.theorem1_regime(t, fit=0.9, band=0.1).tolist() == [True] * 4
