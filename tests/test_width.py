@@ -1,5 +1,6 @@
 """Message 4's width experiment: sums trained in groups (one batch, one model per group), the
 single models of several widths, the comparison rows and the width curve."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -15,13 +16,30 @@ from mvlib.model import LearnerConfig, Network
 from mvlib.stats import mean_ci
 from mvlib.train import gradient_descent
 
-KEYS = {"seed", "model", "width", "draw", "train", "multi_view", "single_view", "overall",
-        "both_views"}
+KEYS = {
+    "seed",
+    "model",
+    "width",
+    "draw",
+    "train",
+    "multi_view",
+    "single_view",
+    "overall",
+    "both_views",
+}
 
 
 def tiny(**kw) -> E.ExperimentConfig:
-    base = dict(data=tiny_data_config(), learner=LearnerConfig(m=2, q=4, varrho=1.0, sigma0=0.5),
-                N=60, n_test=40, K=3, eta=10.0, steps=40, record_every=20)
+    base = dict(
+        data=tiny_data_config(),
+        learner=LearnerConfig(m=2, q=4, varrho=1.0, sigma0=0.5),
+        N=60,
+        n_test=40,
+        K=3,
+        eta=10.0,
+        steps=40,
+        record_every=20,
+    )
     base.update(kw)
     return E.ExperimentConfig(**base)
 
@@ -51,9 +69,15 @@ def test_models_of_one_batch_train_as_if_alone():
     assert [t.W.shape[0] for t in batch] == [1, 3, 2]
     for t in batch:
         K = t.W.shape[0]
-        W, _ = gradient_descent(Network(cfg.learner), t.W0, data.train.X, data.train.y,
-                                losses.summed(losses.cross_entropy(data.train.y), K), cfg.eta,
-                                cfg.steps)
+        W, _ = gradient_descent(
+            Network(cfg.learner),
+            t.W0,
+            data.train.X,
+            data.train.y,
+            losses.summed(losses.cross_entropy(data.train.y), K),
+            cfg.eta,
+            cfg.steps,
+        )
         assert_close(t.W, W, atol=1e-5)
     assert not torch.equal(batch[0].W0, batch[2].W0[:1]), "every model is a fresh draw"
 
@@ -78,9 +102,14 @@ def test_message4_rows_hold_every_model_once_per_draw():
     for r in rows:
         count[r["model"], r["width"]] = count.get((r["model"], r["width"]), 0) + 1
     m, K = cfg.learner.m, cfg.K
-    assert count == {("single model", m): K, ("single model", 4): 2, ("single model", 6): 1,
-                     ("ensemble", K * m): 1, ("trained sum", K * m): 1,
-                     ("trained average", K * m): 1}
+    assert count == {
+        ("single model", m): K,
+        ("single model", 4): 2,
+        ("single model", 6): 1,
+        ("ensemble", K * m): 1,
+        ("trained sum", K * m): 1,
+        ("trained average", K * m): 1,
+    }
     wide = [r for r in rows if r["model"] == "single model" and r["width"] == 4]
     assert [r["draw"] for r in wide] == [0, 1]
     assert all(0 <= r[key] <= 1 for r in rows for key in KEYS - {"seed", "model", "width", "draw"})
@@ -97,13 +126,16 @@ def test_width_rows_evaluate_the_sum_of_the_members():
 
 
 def _rows(values: dict[int, list[float]]) -> list[dict]:
-    return [{"model": "single model", "width": M, "single_view": v}
-            for M, vs in values.items() for v in vs]
+    return [
+        {"model": "single model", "width": M, "single_view": v}
+        for M, vs in values.items()
+        for v in vs
+    ]
 
 
 def test_width_curve_says_where_the_sum_stays_within_the_single_models():
     rows = _rows({3: [0.6, 0.7, 0.65], 6: [0.66, 0.7], 30: [0.8, 0.9]})
-    rows.append({"model": "trained sum", "width": 30, "single_view": 0.1})   # not a single model
+    rows.append({"model": "trained sum", "width": 30, "single_view": 0.1})  # not a single model
     curve = E.width_curve(rows, 3)
     assert [c["width"] for c in curve] == [3, 6, 30]
     assert [c["holds"] for c in curve] == [True, True, False]
