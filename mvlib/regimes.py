@@ -280,7 +280,9 @@ def claim_heatmaps(
             linewidths=0.5,
         )
         for i, j in zip(*np.nonzero(m.holds.to_numpy())):
-            ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="black", lw=3))
+            # inset, so neighbouring frames and the panel's edge do not hide one another
+            box = Rectangle((j + 0.04, i + 0.04), 0.92, 0.92, fill=False, ec="black", lw=2.5)
+            ax.add_patch(box)
         ax.set_title(m.claim, fontsize=10)
         ax.invert_yaxis()
     for ax in axes.flat[len(maps) :]:
