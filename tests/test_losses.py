@@ -128,32 +128,6 @@ def test_distill_hinton_per_member_teachers_and_slices():
     assert_close(torch.cat([g_a, g_b], 1), g)
 
 
-def test_flat_teacher():
-    torch.manual_seed(2)
-    G = torch.randn(6, 5)
-    y = torch.tensor([0, 4, 2, 2, 1, 3])
-    H = losses.flat_teacher(G, y)
-    rows = torch.arange(6)
-    assert H.shape == G.shape
-    assert_close(H[rows, y], G[rows, y])  # true logit kept
-    off = ~torch.nn.functional.one_hot(y, 5).bool()
-    Hoff, Goff = H[off].view(6, 4), G[off].view(6, 4)
-    assert_close(Hoff, Hoff[:, :1].expand(-1, 4))  # all off-class equal
-    assert_close(Hoff.mean(1), Goff.mean(1))  # their mean kept
-    assert not torch.allclose(Hoff, Goff)
-    # batched teachers (K, N, k) are flattened per member
-    GK = torch.randn(3, 6, 5)
-    HK = losses.flat_teacher(GK, y)
-    for l in range(3):
-        assert_close(HK[l], losses.flat_teacher(GK[l], y))
-
-
-def test_flat_teacher_hand_example():
-    G = torch.tensor([[3.0, 1.0, -1.0, 6.0]])
-    H = losses.flat_teacher(G, torch.tensor([0]))
-    assert_close(H, torch.tensor([[3.0, 2.0, 2.0, 2.0]]))
-
-
 def test_averaged_is_gradient_of_ce_of_mean_model():
     torch.manual_seed(3)
     K = 3
