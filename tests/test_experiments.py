@@ -203,3 +203,25 @@ def test_learned_views_predict_single_view_accuracy():
     single = lottery_prediction(models["single"], data.test_single)["predicted (c)"].mean()
     ens = lottery_prediction(models["ensemble"], data.test_single)["predicted (c)"].mean()
     assert ens - single > 0.2
+
+
+def test_eq43_truncation_acts_on_the_preset_teacher_and_growth_is_recorded():
+    """At the ci preset eq. (4.2)'s truncation acts on the scaled teacher (most of its
+    true-class logits exceed 1/tau^2; unscaled, none do), and phase two records the students'
+    weight norms and Phi at every record step, so their growth is reported, never hidden."""
+    import os
+
+    from mvlib.presets import get_preset
+
+    os.environ.pop("MVLIB_CACHE", None)  # share the chapters' cache
+    cfg = get_preset("ci")
+    data = E.make_data(cfg, 0)
+    G0 = E.members(cfg, 0, data).logits(data.train.X)[0]
+    true = G0.gather(-1, data.train.y[:, None]).squeeze(-1)
+    assert (cfg.tau**2 * cfg.teacher_scale * true > 1).float().mean() > 0.5
+    assert (cfg.tau**2 * true > 1).float().mean() == 0.0
+    h = E.self_distill_students(cfg, 0, data)["self_distill"].history
+    steps = len(h.step)
+    assert steps == cfg.sd_steps // cfg.record_every + 1
+    assert h.weight_norm.shape == (steps, cfg.students) and torch.isfinite(h.weight_norm).all()
+    assert h.Phi.shape[:2] == (steps, cfg.students) and torch.isfinite(h.Phi).all()
