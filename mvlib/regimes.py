@@ -425,25 +425,13 @@ def theorem1_regime(table, fit: float = 0.99, band: float = 0.05):
 
 
 def data_dir() -> Path:
-    """The shipped sweeps' folder, ``book/data`` of the repository: beside the running notebook
-    (the book's folder, or the repository root), else beside this package's checkout."""
-    here = [
-        Path.cwd() / "data",
-        Path.cwd() / "book" / "data",
-        Path(__file__).resolve().parent.parent / "book" / "data",
-    ]
-    found = next((p for p in here if p.is_dir()), None)
-    if found is None:
-        raise FileNotFoundError(
-            "the shipped sweeps are in the repository's book/data, looked in "
-            + ", ".join(map(str, here))
-            + ": run from a clone"
-        )
-    return found
+    """The shipped sweeps' folder, ``mvlib/sweeps``: package data, so an installed mvlib (Colab
+    included) carries the maps its chapters read."""
+    return Path(__file__).resolve().parent / "sweeps"
 
 
 def shipped(name: str):
-    """A shipped sweep's CSV (``book/data/NAME.csv``, e.g. ``"regimes_kd"``) as a DataFrame;
+    """A shipped sweep's CSV (``mvlib/sweeps/NAME.csv``, e.g. ``"regimes_kd"``) as a DataFrame;
     ``attrs["grid"]`` holds its grid columns (:data:`GRIDS`) when it is one of the maps."""
     import pandas as pd
 

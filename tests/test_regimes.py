@@ -3,6 +3,7 @@ provenance."""
 
 import json
 import math
+from pathlib import Path
 
 import matplotlib
 import pandas as pd
@@ -164,11 +165,15 @@ def test_prediction_of_one_method_and_of_a_paired_difference():
         rg.prediction(SWEEP, "distill", T=32, off_high=0.4)
 
 
-def test_shipped_reads_book_data(tmp_path, monkeypatch):
+def test_shipped_sweeps_are_package_data():
+    assert rg.data_dir() == Path(rg.__file__).parent / "sweeps"
+    assert (rg.data_dir() / "regimes_data.csv").exists()
+
+
+def test_shipped_reads_the_data_dir(tmp_path, monkeypatch):
     (tmp_path / "data").mkdir()
     SWEEP.to_csv(tmp_path / "data" / "regimes_x.csv", index=False)
-    monkeypatch.chdir(tmp_path)
-    assert rg.data_dir() == tmp_path / "data"
+    monkeypatch.setattr(rg, "data_dir", lambda: tmp_path / "data")
     pd.testing.assert_frame_equal(rg.shipped("regimes_x"), SWEEP)
     with pytest.raises(FileNotFoundError, match="regimes.sh"):
         rg.shipped("regimes_y")
@@ -178,7 +183,7 @@ def test_shipped_map_carries_its_grid_for_a_partial_sweep(tmp_path, monkeypatch)
     (tmp_path / "data").mkdir()
     one = rg.at(SWEEP, T=4, off_high=0.4)  # the first grid point only: nothing varies
     one.to_csv(tmp_path / "data" / "regimes_kd.csv", index=False)
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(rg, "data_dir", lambda: tmp_path / "data")
     df = rg.shipped("regimes_kd")
     assert df.attrs["grid"] == ["T", "off_high"]
     t = rg.claim_table(df, [DK])
