@@ -7,7 +7,7 @@
 # Single-threaded: WORKERS=1 by default (about 1 CPU minute a cell at k = 30, 600 steps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=book/data
+out=mvlib/sweeps
 ks=${KS:-10 20 30}
 for k in $ks; do
     python -m mvlib sweep --preset ci --seeds 3 --methods single,ensemble \

@@ -4,7 +4,7 @@
 # About an hour on 2 CPU cores (the trained ensembles are cached and shared between sweeps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=book/data
+out=mvlib/sweeps
 KD=single,ensemble,distill,distill_control,distill_onehot,distill_permuted
 SD=single,self_distill,self_distill_control,self_distill_onehot,self_distill_permuted,self_distill_continue
 sweep() { python -m mvlib sweep --preset ci --seeds 5 --backend joblib --workers "${WORKERS:-2}" "$@"; }
