@@ -245,7 +245,7 @@ class _DevTools:
             os.dup2(to_browser_r, 3)
             os.dup2(from_browser_w, 4)
 
-        self._profile = tempfile.TemporaryDirectory()
+        self._profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
         self.proc = subprocess.Popen(
             [executable, "--headless=new", "--remote-debugging-pipe", "--no-sandbox",
              "--disable-gpu", "--no-first-run", "--window-size=1280,900",
@@ -295,8 +295,17 @@ class _DevTools:
             self.events.append(self._read_message(deadline))
 
     def close(self):
-        self.proc.kill()
-        self.proc.wait()
+        # Ask the browser to quit so its helper processes stop writing to the profile, then make
+        # sure; the profile is removed best-effort (a late crash report may still land in it).
+        try:
+            self.send("Browser.close", timeout=5.0)
+        except (OSError, RuntimeError, TimeoutError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
         os.close(self._to_browser)
         os.close(self._from_browser)
         self._profile.cleanup()
