@@ -529,11 +529,7 @@ def _members_unit(cfg, seed):
 @cached
 def _distill_unit(cfg, seed):
     data = make_data(cfg, seed)
-    G = (
-        _network(cfg, _members_unit(unit_key(cfg, "members"), seed), data)
-        .logits(data.train.X)
-        .mean(0)
-    )
+    G = members(cfg, seed, data).logits(data.train.X).mean(0)
     return _runs(train_students(cfg, data, distill_targets(G, data.train.y, "distill", seed), seed))
 
 
@@ -549,10 +545,10 @@ def _check_self_distill(cfg):
 def _self_distill_unit(cfg, seed):
     _check_self_distill(cfg)
     data = make_data(cfg, seed)
-    members = _network(cfg, _members_unit(unit_key(cfg, "members"), seed), data)
-    G = members.logits(data.train.X)[0]
+    team = members(cfg, seed, data)
+    G = team.logits(data.train.X)[0]
     targets = distill_targets(G, data.train.y, "self_distill", seed)
-    students = members.W[1 : cfg.students + 1]
+    students = team.W[1 : cfg.students + 1]
     return _runs(continue_students(cfg, data, students, {**targets, "self_distill_continue": None}))
 
 
@@ -560,7 +556,7 @@ def _self_distill_unit(cfg, seed):
 def _scratch_unit(cfg, seed):
     _check_self_distill(cfg)
     data = make_data(cfg, seed)
-    G = _network(cfg, _members_unit(unit_key(cfg, "members"), seed), data).logits(data.train.X)[0]
+    G = members(cfg, seed, data).logits(data.train.X)[0]
     return _runs(train_students(cfg, data, {"self_distill_scratch": G}, seed, kd=cfg.sd_kd))
 
 
