@@ -7,11 +7,11 @@ from dataclasses import fields, replace
 
 import pytest
 import torch
-from _mvhelpers import assert_close, tiny_data_config
+from _mvhelpers import assert_close, tiny_experiment
 
 from mvlib import experiments as E
 from mvlib import losses
-from mvlib.model import LearnerConfig, Network
+from mvlib.model import Network
 
 # A valid alternative value for every top-level field, to show a unit ignores what it should.
 _OTHER = dict(
@@ -38,24 +38,8 @@ _OTHER = dict(
 
 
 def tiny(**kw) -> E.ExperimentConfig:
-    base = dict(
-        data=tiny_data_config(),
-        learner=LearnerConfig(m=4, q=4, varrho=1.0, sigma0=0.5),
-        N=100,
-        n_test=50,
-        K=3,
-        eta=10.0,
-        steps=150,
-        students=2,
-        sd_steps=30,
-        eta_ratio=1.0,
-        eta_ntk=4.0,
-        ntk_steps=20,
-        record_every=50,
-        chunk=0,
-    )
-    base.update(kw)
-    return E.ExperimentConfig(**base)
+    """The shared tiny experiment, with a short and gentle self-distillation phase."""
+    return tiny_experiment(**{"sd_steps": 30, "eta_ratio": 1.0, **kw})
 
 
 @pytest.fixture(autouse=True)
