@@ -73,6 +73,7 @@ GRIDS = {
     "regimes_kd": ("T", "off_high"),
     "regimes_sd": ("sd_steps", "teacher_scale"),
     "regimes_data": ("k", "mu"),
+    "regimes_data_off04": ("k", "mu"),  # the same at Def. 3.1's off-class range [0.2, 0.4]
 }
 
 
