@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 
@@ -226,6 +227,9 @@ def _sweep(args) -> int:
         args.seed,
         sw.parse_methods(args.methods),
     )
+    # `kill` (SIGTERM) unwinds like Ctrl-C: the engine then stops its workers at once, where
+    # Python's default would leave them computing their cells with nobody to write them.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     done = sw.sweep(p, args.out, args.backend, args.workers, args.scheduler, not args.no_progress)
     print(
         f"{done} cells computed, {len(p.cells) - done} already in {args.out}; "

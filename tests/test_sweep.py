@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -123,6 +124,49 @@ def test_killed_sweep_resumes_to_the_uninterrupted_csv(tmp_path):
     )
     assert f"already in {cut}" in done.stdout
     assert cut.read_text() == whole.read_text()
+
+
+def _children(pid: int) -> set[int]:
+    """The live child processes of ``pid`` (Linux /proc)."""
+    kids = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[1]) == pid and fields[0] != "Z":
+            kids.add(int(stat.parent.name))
+    return kids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_terminated_sweep_stops_its_workers(tmp_path):
+    """`kill` (SIGTERM) of a joblib sweep stops its worker processes mid-cell; Python's default
+    would leave them computing cells of minutes that nobody writes."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mvlib", "sweep", "--preset", "ci", "--set", "steps=100000"]
+        + ["--seeds", "2", "--methods", "single", "--backend", "joblib", "--workers", "2"]
+        + ["--no-progress", "--out", str(tmp_path / "long.csv")],
+        env={**os.environ, "MVLIB_CACHE": "off"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := _children(proc.pid)) < 2:  # loky's resource tracker is a third
+            assert time.monotonic() < deadline, "the workers never started"
+            time.sleep(0.1)
+        time.sleep(1)  # into their cells
+        proc.terminate()
+        assert proc.wait(timeout=30) == 128 + 15
+        deadline = time.monotonic() + 30
+        while alive := {w for w in workers if Path(f"/proc/{w}").exists()}:
+            assert time.monotonic() < deadline, f"workers {alive} outlived the sweep"
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        for w in _children(proc.pid):
+            os.kill(w, 9)
 
 
 def test_torn_write_is_dropped_and_recomputed(tmp_path):
