@@ -72,6 +72,7 @@ THEOREM4 = ("self-distillation >= 3/4", "distillation - continuation")
 GRIDS = {
     "regimes_kd": ("T", "off_high"),
     "regimes_sd": ("sd_steps", "teacher_scale"),
+    "regimes_sd_k": ("k", "sd_steps"),
     "regimes_data": ("k", "mu"),
     "regimes_data_off04": ("k", "mu"),  # the same at Def. 3.1's off-class range [0.2, 0.4]
 }
@@ -372,15 +373,35 @@ def with_live(shipped, live: dict, seed: int = 0):
     return out
 
 
-def regime_mismatch(shipped, cfg, ignore=("n_test", "seeds")) -> dict:
+def depends_on(methods) -> set[str]:
+    """The parameters (flat names, as :func:`mvlib.experiments.as_dict`) the results of
+    ``methods`` depend on: the fields of their cached units (``sd_steps`` for ``self_distill``,
+    not for ``distill``)."""
+    from dataclasses import fields
+
+    from mvlib.experiments import _UNIT_FIELDS, ExperimentConfig, method_unit
+
+    cfg = ExperimentConfig()
+    names = set()
+    for unit in {method_unit(m) for m in methods}:
+        for name in _UNIT_FIELDS[unit]:
+            part = getattr(cfg, name)
+            names |= {f.name for f in fields(part)} if name in ("data", "learner") else {name}
+    return names
+
+
+def regime_mismatch(shipped, cfg, ignore=("n_test", "seeds"), methods=None) -> dict:
     """The parameters (``{name: (shipped, cfg)}``) where the config differs from the sweep's
-    rows at one grid point, outside ``ignore`` (what does not change the training regime)."""
+    rows at one grid point, outside ``ignore`` (what does not change the training regime) and,
+    given ``methods``, outside what their results depend on (:func:`depends_on`: a KD sweep run
+    at another ``sd_steps`` still holds this config's KD results)."""
     from mvlib.experiments import as_dict
 
     row = shipped.iloc[0]
+    relevant = None if methods is None else depends_on(methods)
     out = {}
     for name, value in as_dict(cfg).items():
-        if name in ignore or name not in row:
+        if name in ignore or name not in row or (relevant is not None and name not in relevant):
             continue
         same = (
             np.isclose(float(row[name]), float(value))

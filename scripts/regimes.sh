@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The sweeps behind the Regimes chapter (book/08_regimes.ipynb): 5 data seeds per grid point,
 # two students per teacher, at the ci preset's training regime. Resumable: rerun to finish.
-# About 1.5 hours on 2 CPU cores (the trained ensembles are cached and shared between sweeps).
+# About two hours on 2 CPU cores (the trained ensembles are cached and shared between sweeps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=mvlib/sweeps
@@ -17,3 +17,5 @@ sweep --set off_high=0.4 --grid k=10,12 --grid mu=0.1,0.2 --methods "$KD,${SD#si
 sweep --grid T=4,8,16 --grid off_high=0.4,0.8 --methods "$KD" --out "$out/regimes_kd.csv"
 # 3. Self-distillation (Theorem 4, two-phase, eq. 4.3): T' x the teacher's scale (truncation).
 sweep --grid sd_steps=600,1200 --grid teacher_scale=1,3 --methods "$SD" --out "$out/regimes_sd.csv"
+#    and T' x k: Theorem 4's T' = poly(k)/eta grows with k.
+sweep --grid k=10,12,14 --grid sd_steps=600,1200 --methods "$SD" --out "$out/regimes_sd_k.csv"

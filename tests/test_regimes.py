@@ -225,6 +225,20 @@ def test_regime_mismatch_names_parameters_outside_ignore():
     assert rg.regime_mismatch(shipped, get_preset("book")) == {}  # n_test and seeds only
     assert rg.regime_mismatch(shipped, get_preset("ci", T=4)) == {"T": (8.0, 4.0)}
     assert set(rg.regime_mismatch(shipped, get_preset("paper"))) >= {"k", "N", "d"}
+    # only what the methods' results depend on: sd_steps is not a KD parameter
+    longer = get_preset("ci", sd_steps=2 * cfg.sd_steps)
+    other = {"sd_steps": (cfg.sd_steps, 2 * cfg.sd_steps)}
+    assert rg.regime_mismatch(shipped, longer) == other
+    assert rg.regime_mismatch(shipped, longer, methods=["distill", "single"]) == {}
+    assert rg.regime_mismatch(shipped, longer, methods=["self_distill"]) == other
+
+
+def test_depends_on_reads_the_cached_units():
+    assert {"k", "mu", "m", "eta", "steps", "K"} <= rg.depends_on(["single"])
+    assert "T" not in rg.depends_on(["single"]) and "T" in rg.depends_on(["distill"])
+    assert "sd_steps" in rg.depends_on(["self_distill_continue"])
+    assert "sd_steps" not in rg.depends_on(["distill_permuted", "ensemble"])
+    assert "eta_ntk" in rg.depends_on(["ntk_single"]) and "eta" not in rg.depends_on(["ntk_single"])
 
 
 def test_kscaling_per_k():
