@@ -43,7 +43,7 @@ METHODS = (
     "ntk_distill_onehot",
     "ntk_distill_permuted",
 )
-KD_FORMS = ("hinton", "eq43")
+KD_FORMS = ("hinton", "eq43", "eq43_capped")
 # target suffix of mvlib.teachers -> method suffix
 _TARGET_METHOD = {"": "", "_control": "_control", "_onehot": "_onehot", "_permuted": "_permuted"}
 
@@ -67,7 +67,7 @@ class ExperimentConfig:
     eta_ratio: float = 10.0  # eta'/eta of eq. (4.3)
     teacher_scale: float = 1.0  # eq. (4.1)'s Theta~(1) factor on the teacher of eq. (4.3)
     students: int = 2  # students per teacher (paired inits across teacher and controls)
-    sd_kd: str = "eq43"  # self-distillation form (Theorem 4's objective is eq. 4.3)
+    sd_kd: str = "eq43"  # self-distillation form (Theorem 4's: eq. 4.3; or eq43_capped, hinton)
     sd_steps: int = 600  # T': distillation steps after the student's own T = steps
     eta_ntk: float = 32.0  # NTK step, in units of 1 / (mean tangent-kernel diagonal)
     ntk_steps: int = 500
@@ -373,8 +373,10 @@ def distillation_loss(
     """The distillation objective towards teacher logits G: eq. (4.3) (teacher scaled by
     ``cfg.teacher_scale``) or Hinton's form. ``weight`` (a number or one per member) multiplies
     the distillation term; 0 leaves cross-entropy alone."""
-    if (kd or cfg.kd) == "eq43":
-        return losses.distill_eq43(y, G, cfg.tau, cfg.eta_ratio * weight, cfg.teacher_scale)
+    form = kd or cfg.kd
+    if form.startswith("eq43"):
+        ratio, capped = cfg.eta_ratio * weight, form == "eq43_capped"
+        return losses.distill_eq43(y, G, cfg.tau, ratio, cfg.teacher_scale, capped)
     return losses.distill_hinton(y, G, cfg.T, cfg.kd_weight * weight)
 
 
@@ -413,7 +415,7 @@ def train_students(
 def _kd_hint(kd: str) -> str:
     return (
         "lower eta_ratio or teacher_scale (eq. 4.3)"
-        if kd == "eq43"
+        if kd.startswith("eq43")
         else "lower kd_weight or T (Hinton's form)"
     )
 

@@ -51,7 +51,7 @@ def truncation_fraction(G: torch.Tensor, tau: float, scale: float = 1.0) -> floa
 
 
 def distill_eq43(
-    y: torch.Tensor, G: torch.Tensor, tau: float, eta_ratio, scale: float = 1.0
+    y: torch.Tensor, G: torch.Tensor, tau: float, eta_ratio, scale: float = 1.0, capped=False
 ) -> Loss:
     """The update of eq. (4.3) as a step of size eta along
     ``dL_CE/dF_i + (eta'/eta) [logit^tau_i(F) - logit^tau_i(scale * G)]^-``.
@@ -60,7 +60,9 @@ def distill_eq43(
     decides whether the truncation min{tau^2 G_i, 1} acts on the teacher at all.
     ``eta_ratio`` (eta'/eta) is a number or one per member (K,): 0 leaves plain cross-entropy.
     The second term is not the gradient of any loss (it is truncated at 0), so the value reported
-    is the cross-entropy alone.
+    is the cross-entropy alone. ``capped``: no push on a logit the student's own truncation has
+    reached (tau^2 F_i >= 1), where a larger F_i no longer changes logit^tau_i(F); eq. 4.3 as
+    written keeps pushing there, without bound.
     """
     check_range("tau", tau, 1e-6, None)
     check_range("teacher_scale", scale, 1e-6, None)
@@ -69,7 +71,10 @@ def distill_eq43(
 
     def loss(F, s):
         value, g = _ce(F, y[s])
-        return value, g + ratio * (truncated_logit(F, tau) - pG[:, s]).clamp(max=0.0)
+        push = (truncated_logit(F, tau) - pG[:, s]).clamp(max=0.0)
+        if capped:
+            push = push * (tau**2 * F < 1.0)
+        return value, g + ratio * push
 
     return loss
 

@@ -216,3 +216,24 @@ def test_eq43_truncation_acts_on_the_preset_teacher_and_growth_is_recorded():
     assert steps == cfg.sd_steps // cfg.record_every + 1
     assert h.weight_norm.shape == (steps, cfg.students) and torch.isfinite(h.weight_norm).all()
     assert h.Phi.shape[:2] == (steps, cfg.students) and torch.isfinite(h.Phi).all()
+
+
+def test_eq43_capped_keeps_the_weights_bounded_at_the_preset():
+    """eq. 4.3 as written grows the students' largest weight norm without bound through phase
+    two (measured at ci seeds 0-2: x154 to x162 over T' = 1200); capped at the student's own
+    truncation it stays bounded (x2.5 to x2.6), like cross-entropy's continuation."""
+    import os
+
+    from mvlib.presets import get_preset
+
+    os.environ.pop("MVLIB_CACHE", None)  # share the chapters' cache
+    cfg = get_preset("ci")
+    data = E.make_data(cfg, 0)
+
+    def growth(c):
+        h = E.self_distill_students(c, 0, data)["self_distill"].history
+        return float(h.weight_norm[-1].max() / h.weight_norm[0].max())
+
+    plain, capped = growth(cfg), growth(E.with_overrides(cfg, {"sd_kd": "eq43_capped"}))
+    assert plain > 50, plain
+    assert capped < 5, capped

@@ -79,6 +79,24 @@ def test_distill_eq43_term_is_the_negative_part_only():
     assert (extra[pF >= pG].abs() < 1e-7).all()
 
 
+def test_distill_eq43_capped_stops_only_at_the_students_truncation():
+    """A student with two truncated logits (8, 8 at tau = 0.5) cannot match a teacher confident
+    in one of them: eq. 4.3 pushes the truncated logit up (forever: it no longer moves the
+    student's truncated logit); capped, that push is zero and every other entry unchanged."""
+    F = torch.tensor([[[8.0, 8.0, 0.0], [1.0, 0.0, 0.0]]])
+    G = torch.tensor([[[8.0, 0.0, 0.0], [0.0, 3.0, 0.0]]])
+    y = torch.tensor([0, 1])
+    _, g = losses.distill_eq43(y, G, 0.5, 3.0)(F, slice(0, 2))
+    _, g_cap = losses.distill_eq43(y, G, 0.5, 3.0, capped=True)(F, slice(0, 2))
+    _, g_ce = losses.cross_entropy(y)(F, slice(0, 2))
+    push = g - g_ce
+    truncated = 0.5**2 * F >= 1
+    assert push[0, 0, 0] < -0.1  # the truncated logit of the teacher's class is pushed up
+    assert push[0, 1, 1] < -0.1  # and so is an untruncated one
+    assert_close(g_cap[truncated], g_ce[truncated])
+    assert_close(g_cap[~truncated], g[~truncated])
+
+
 def test_distill_eq43_slices_teacher_rows():
     F, G, y = _tensors()
     loss = losses.distill_eq43(y, G, 0.5, 2.0)
