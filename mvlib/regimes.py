@@ -409,7 +409,8 @@ def regime_mismatch(shipped, cfg, ignore=("n_test", "seeds"), methods=None) -> d
             else str(row[name]) == str(value)
         )
         if not same:
-            out[name] = (row[name], value)
+            shipped_value = row[name].item() if hasattr(row[name], "item") else row[name]
+            out[name] = (shipped_value, value)  # plain numbers, not numpy scalars, for printing
     return out
 
 
