@@ -414,6 +414,19 @@ def regime_mismatch(shipped, cfg, ignore=("n_test", "seeds"), methods=None) -> d
     return out
 
 
+def held_methods(rows, cfg, methods) -> list[str]:
+    """Those of ``methods`` whose results a sweep's ``rows`` at one grid point hold for ``cfg``:
+    present there and run with every parameter they depend on equal to cfg's."""
+    return [
+        m for m in methods if m in set(rows.method) and not regime_mismatch(rows, cfg, methods=[m])
+    ]
+
+
+def claims_on(claims, methods) -> list[Claim]:
+    """The claims that compare ``methods`` only."""
+    return [c for c in claims if {c.a, c.b} - {None} <= set(methods)]
+
+
 def kscaling(df, method: str = "single") -> pd.DataFrame:
     """Theorem 1's scaling: per number of classes k and training length ``steps``, ``method``'s
     mean and 95% interval over seeds of train, multi_view, single_view and both_views (columns

@@ -311,3 +311,32 @@ def view_response(logits: Callable[[torch.Tensor], torch.Tensor], V: torch.Tenso
     k = V.shape[0]
     F = logits(view_probes(V, P))  # (K, 2k, k)
     return F.view(-1, k, 2, k).diagonal(dim1=1, dim2=3).permute(0, 2, 1)
+
+
+# --- chapter 6: phase two of self-distillation ---------------------------------------------------
+
+
+def weight_growth(history) -> float:
+    """How far training moved the largest weight: max_{i,r} ||w_{i,r}|| at the last record over
+    the first (the largest over members; ``History.weight_norm``)."""
+    return float(history.weight_norm[-1].max() / history.weight_norm[0].max())
+
+
+def phase_two(students: dict, data, mu: float) -> dict[str, float]:
+    """One run of two-phase self-distillation (``experiments.self_distill_students``) in numbers:
+    single-view accuracy of the real teacher's students and of the continuation, the gain of the
+    one over the other, and the real teacher's students' weight growth and largest training
+    logit (how far eq. 4.3's one-sided push took them)."""
+    from mvlib.experiments import evaluate
+
+    real, cont = (
+        float(evaluate(students[n], data, mu)["single_view"].mean())
+        for n in ("self_distill", "self_distill_continue")
+    )
+    return {
+        "self-distillation": real,
+        "continuation": cont,
+        "gain": real - cont,
+        "growth": weight_growth(students["self_distill"].history),
+        "largest logit": float(students["self_distill"].logits(data.train.X).max()),
+    }

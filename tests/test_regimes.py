@@ -233,6 +233,22 @@ def test_regime_mismatch_names_parameters_outside_ignore():
     assert rg.regime_mismatch(shipped, longer, methods=["self_distill"]) == other
 
 
+def test_held_methods_and_their_claims():
+    from mvlib.experiments import as_dict
+    from mvlib.presets import get_preset
+
+    cfg = get_preset("ci")
+    rows = pd.DataFrame(
+        [{**as_dict(cfg), "seed": 0, "method": m} for m in ("single", "distill", "self_distill")]
+    )
+    longer = get_preset("ci", sd_steps=2 * cfg.sd_steps)
+    methods = ["single", "distill", "distill_permuted", "self_distill"]
+    assert rg.held_methods(rows, cfg, methods) == ["single", "distill", "self_distill"]
+    assert rg.held_methods(rows, longer, methods) == ["single", "distill"]
+    names = [c.name for c in rg.claims_on(rg.KD_CLAIMS + rg.SD_CLAIMS, ["single", "distill"])]
+    assert names == ["distillation - single"]
+
+
 def test_depends_on_reads_the_cached_units():
     assert {"k", "mu", "m", "eta", "steps", "K"} <= rg.depends_on(["single"])
     assert "T" not in rg.depends_on(["single"]) and "T" in rg.depends_on(["distill"])

@@ -158,3 +158,10 @@ def test_view_response_reads_the_diagonal():
     assert torch.equal(R[0], expected) and torch.equal(R[1], -expected)
     probes = report.view_probes(V, P)
     assert probes.shape == (2 * k, P, d) and float(probes[:, 1:].abs().sum()) == 0.0
+
+
+def test_weight_growth_is_last_over_first_largest_norm():
+    from types import SimpleNamespace
+
+    norms = torch.tensor([[1.0, 2.0], [3.0, 1.0], [5.0, 8.0]])  # (records, members)
+    assert report.weight_growth(SimpleNamespace(weight_norm=norms)) == pytest.approx(4.0)
