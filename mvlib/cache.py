@@ -6,7 +6,9 @@ hash is not stable) and a hash of mvlib's own code, so a code change never serve
 result (the hash covers the modules that compute results, :data:`COMPUTING`, as syntax trees:
 layout, comments and docstrings do not count). Entries are stored on the CPU and moved to the
 current device when read. A corrupt entry is recomputed with a warning (joblib's behaviour),
-never a crash.
+never a crash. Processes sharing the cache (chapters executed side by side, a sweep's workers,
+tests) compute each entry once: the first takes a lock on the entry's key and the others wait
+for it, then read its result.
 
 - ``MVLIB_CACHE``: the cache directory (default ``~/.cache/mvlib``); ``off`` disables caching.
 - ``python -m mvlib cache info`` / ``python -m mvlib cache clear``.
@@ -15,6 +17,7 @@ never a crash.
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import hashlib
 import importlib
@@ -88,6 +91,26 @@ def _memory(path: str):
     return joblib.Memory(path, verbose=0).cache(_call)
 
 
+@contextlib.contextmanager
+def _lock(path: Path, key: str):
+    """An exclusive lock on one entry, held while it is looked up and, if missing, computed:
+    a process that needs an entry another is computing waits for it instead of computing it
+    too. POSIX ``flock``, released when the process dies; without fcntl (Windows), no lock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    locks = path / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{key}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def cached(fn):
     """Memoise ``fn(*args, **kwargs)`` on disk. Arguments must be plain values or frozen
     dataclasses of them; the result must hold only CPU tensors and plain values."""
@@ -98,7 +121,8 @@ def cached(fn):
         path = location()
         if path is None:
             return fn(*args, **kwargs)
-        return _memory(str(path))(name, source_hash(), args, kwargs)
+        with _lock(path, joblib.hash((name, source_hash(), args, kwargs))):
+            return _memory(str(path))(name, source_hash(), args, kwargs)
 
     return wrapper
 

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,6 +27,14 @@ class Cfg:
 def work(cfg: Cfg, seed: int):
     CALLS.append((cfg, seed))
     return {"W": torch.full((2,), float(cfg.a + seed))}
+
+
+@cache.cached
+def slow_work(log: str, seed: int):
+    with open(log, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    time.sleep(1.0)
+    return seed
 
 
 @pytest.fixture(autouse=True)
@@ -77,3 +90,29 @@ def test_source_hash_ignores_layout_and_docstrings_not_code():
     b = cache._code("def f(x):\n    return (x +\n            1)\n")
     c = cache._code("def f(x):\n    return x + 2\n")
     assert a == b != c
+
+
+def test_processes_side_by_side_compute_an_entry_once(tmp_path):
+    # Three processes ask for the same missing entry at the same moment (each imports first,
+    # then waits for a go file): one computes it, the others wait and read it.
+    log, go = tmp_path / "calls.log", tmp_path / "go"
+    child = (
+        "import pathlib, sys, time, test_cache\n"
+        f"pathlib.Path(sys.argv[1]).touch()\n"
+        f"while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.01)\n"
+        f"print(test_cache.slow_work({str(log)!r}, 3))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    ready = [tmp_path / f"ready{j}" for j in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", child, str(r)], env=env, stdout=subprocess.PIPE)
+        for r in ready
+    ]
+    deadline = time.time() + 120
+    while not all(r.exists() for r in ready) and time.time() < deadline:
+        time.sleep(0.05)
+    go.touch()
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0]
+    assert outs == [b"3\n"] * 3
+    assert len(log.read_text().splitlines()) == 1
