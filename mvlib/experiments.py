@@ -543,15 +543,28 @@ def _check_self_distill(cfg):
         )
 
 
+# Phase two's runs: toward member 0, its three controls, and the cross-entropy continuation.
+SD_TARGETS = (
+    "self_distill",
+    "self_distill_control",
+    "self_distill_onehot",
+    "self_distill_permuted",
+    "self_distill_continue",
+)
+
+
 @cached
-def _self_distill_unit(cfg, seed):
+def _self_distill_unit(cfg, seed, targets):
     _check_self_distill(cfg)
     data = make_data(cfg, seed)
     team = members(cfg, seed, data)
     G = team.logits(data.train.X)[0]
-    targets = distill_targets(G, data.train.y, "self_distill", seed)
+    every = {
+        **distill_targets(G, data.train.y, "self_distill", seed),
+        "self_distill_continue": None,
+    }
     students = team.W[1 : cfg.students + 1]
-    return _runs(continue_students(cfg, data, students, {**targets, "self_distill_continue": None}))
+    return _runs(continue_students(cfg, data, students, {n: every[n] for n in targets}))
 
 
 @cached
@@ -628,14 +641,23 @@ def distill_students(
 
 
 def self_distill_students(
-    cfg: ExperimentConfig, seed: int, data: Data | None = None
+    cfg: ExperimentConfig,
+    seed: int,
+    data: Data | None = None,
+    targets: tuple[str, ...] = SD_TARGETS,
 ) -> dict[str, Trained]:
     """Two-phase self-distillation (Theorem 4, cached): members 1..students, each trained on its
     own for T = cfg.steps, continue cfg.sd_steps steps toward member 0 with cfg.sd_kd:
     ``self_distill`` (real teacher), ``_control``, ``_onehot``, ``_permuted``, and
-    ``self_distill_continue`` (cross-entropy alone)."""
+    ``self_distill_continue`` (cross-entropy alone). ``targets`` (a subset of SD_TARGETS) trains
+    only those runs; they train in one batch, so a subset's students can differ from the full
+    batch's in the last bits of their floating-point sums."""
+    unknown = set(targets) - set(SD_TARGETS)
+    if not targets or unknown:
+        raise ValueError(f"targets must be a non-empty subset of {SD_TARGETS}, got {targets}")
     data = data or make_data(cfg, seed)
-    units = _self_distill_unit(unit_key(cfg, "self_distill"), seed)
+    batch = tuple(n for n in SD_TARGETS if n in targets)  # one order: one key, one batch
+    units = _self_distill_unit(unit_key(cfg, "self_distill"), seed, batch)
     return {n: _network(cfg, r, data) for n, r in units.items()}
 
 

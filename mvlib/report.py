@@ -322,21 +322,19 @@ def weight_growth(history) -> float:
     return float(history.weight_norm[-1].max() / history.weight_norm[0].max())
 
 
-def phase_two(students: dict, data, mu: float) -> dict[str, float]:
-    """One run of two-phase self-distillation (``experiments.self_distill_students``) in numbers:
-    single-view accuracy of the real teacher's students and of the continuation, the gain of the
-    one over the other, and the real teacher's students' weight growth and largest training
-    logit (how far eq. 4.3's one-sided push took them)."""
+def phase_two(real, continuation, data, mu: float) -> dict[str, float]:
+    """One run of two-phase self-distillation in numbers: single-view accuracy of the real
+    teacher's students (``real``, a Trained from ``experiments.self_distill_students``) and of
+    the ``continuation`` on cross-entropy alone, the gain of the one over the other, and the
+    real teacher's students' weight growth and largest training logit (how far eq. 4.3's
+    one-sided push took them)."""
     from mvlib.experiments import evaluate
 
-    real, cont = (
-        float(evaluate(students[n], data, mu)["single_view"].mean())
-        for n in ("self_distill", "self_distill_continue")
-    )
+    acc, cont = (float(evaluate(t, data, mu)["single_view"].mean()) for t in (real, continuation))
     return {
-        "self-distillation": real,
+        "self-distillation": acc,
         "continuation": cont,
-        "gain": real - cont,
-        "growth": weight_growth(students["self_distill"].history),
-        "largest logit": float(students["self_distill"].logits(data.train.X).max()),
+        "gain": acc - cont,
+        "growth": weight_growth(real.history),
+        "largest logit": float(real.logits(data.train.X).max()),
     }
