@@ -1,7 +1,7 @@
 """The published site: the Pages workflow's shape, and the rendered book after the strict build.
 
 The rendered-site tests read ``_build/html`` (or ``$BOOK_HTML_DIR``) and skip when no build is
-there; run them after ``jupyter-book build --all -W -n --keep-going .``. Each chapter listed in
+there; run them after the strict build, ``python scripts/build_book.py``. Each chapter listed in
 ``_toc.yml`` must render its figures, hold no traceback or error output, and be linked from the
 sidebar of the root page. Where a Chromium is on PATH, each page is also opened headless (driven
 over the DevTools protocol on a pipe, no extra dependency) to check that every image loaded and
@@ -76,8 +76,8 @@ def test_workflow_builds_on_push_to_main_and_deploys():
     cache = next(s for s in _steps(build) if s.get("uses", "").startswith("actions/cache"))
     assert cache["with"]["path"] == "${{ env.MVLIB_CACHE }}" and "MVLIB_CACHE" in build["env"]
     runs = [s.get("run", "") for s in _steps(build)]
-    build_at = next(i for i, r in enumerate(runs) if "jupyter-book build" in r)
-    assert runs[build_at].strip() == "jupyter-book build --all -W -n --keep-going ."
+    build_at = next(i for i, r in enumerate(runs) if "build_book.py" in r)
+    assert runs[build_at].strip() == "python scripts/build_book.py"
     assert _steps(build).index(cache) < build_at, "the cache must be restored before the build"
     site_check = next(i for i, r in enumerate(runs) if "tests/test_site.py" in r)
     upload = next(
@@ -184,9 +184,7 @@ def _image_problem(page_path: Path, src: str) -> str | None:
 @pytest.fixture(scope="module")
 def site() -> Path:
     if not (HTML / "index.html").exists():
-        pytest.skip(
-            f"no built site at {HTML}: run `jupyter-book build --all -W -n --keep-going .` first"
-        )
+        pytest.skip(f"no built site at {HTML}: run `python scripts/build_book.py` first")
     return HTML
 
 
