@@ -14,14 +14,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_set_repo_url():
-    spec = importlib.util.spec_from_file_location("set_repo_url", ROOT / "scripts/set_repo_url.py")
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"scripts/{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-set_repo_url = _load_set_repo_url()
+set_repo_url = _load_script("set_repo_url")
+build_book = _load_script("build_book")
 
 
 def _name(req: str) -> str:
@@ -180,3 +181,15 @@ def test_set_repo_url_rewrites_only_the_install_cell(tmp_path):
     assert set_repo_url.rewrite_notebook(raw, set_repo_url.config_url()) == raw
     text = "git clone https://github.com/a/b.git x && see https://a.github.io/b"
     assert set_repo_url.repo_urls(set_repo_url.rewrite_text(text, fork)) == {fork}
+
+
+def test_build_book_executes_every_notebook_of_the_toc_in_order():
+    """scripts/build_book.py executes each notebook of _toc.yml and the MyST text notebooks
+    (the intro), in reading order, and no page without code (the references)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    docs = [toc["root"], *(c["file"] for c in toc["chapters"])]
+    found = [p.relative_to(ROOT).with_suffix("").as_posix() for p in build_book.notebooks()]
+    assert found == [d for d in docs if d != "book/references"]
+    assert (ROOT / "book/references.md").exists()
+    with pytest.raises(SystemExit):
+        build_book.main(["--workers", "0"])
