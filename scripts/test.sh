@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
-# The README's test command: lint and format, unit tests, the strict book build (which executes
-# every chapter at the ci preset: a failing cell, e.g. a chapter's check, fails it), then the
-# checks of the rendered site. Each chapter runs once, one per core; trained results are shared
-# through the cache (mvlib.cache), which trains each once. One chapter alone, for development:
+# The README's test command: lint and format, the strict book build (which executes every chapter
+# at the ci preset: a failing cell, e.g. a chapter's check, fails it) with the unit tests beside
+# it, then the checks of the rendered site. Each chapter runs once, one per core; trained results
+# are shared through the cache (mvlib.cache), which trains each once. One chapter alone, for
+# development:
 #   MVLIB_PRESET=ci python -m pytest --nbval-lax --nbval-current-env book/05_distillation.ipynb
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export MVLIB_PRESET="${MVLIB_PRESET:-ci}"
 ruff check .
 ruff format --check .
-# The strict build, its chapters executed side by side (scripts/build_book.py), then the unit
-# tests: the ci results some of them check are the ones the chapters just trained and cached. A failing chapter fails the build, but the site is still written: check it either way,
-# so the report names what is wrong, then fail with the build's and the tests' status.
+# The unit tests run beside the build, on one torch thread: they take the core the build leaves
+# idle while its last chapters finish (the ci results some of them check are trained once, by
+# whichever asks first; the other waits on the cache's lock). Their report follows the build's.
+mkdir -p _build
+OMP_NUM_THREADS=1 python -m pytest tests --ignore tests/test_site.py >_build/unit-tests.log 2>&1 &
+tests=$!
+trap 'kill "$tests" 2>/dev/null || true' EXIT
+# A failing chapter fails the build, but the site is still written: check it either way, so the
+# report names what is wrong, then fail with the build's and the unit tests' status.
 build=0
 python scripts/build_book.py || build=$?
 unit=0
-python -m pytest tests --ignore tests/test_site.py || unit=$?
+wait "$tests" || unit=$?
+cat _build/unit-tests.log
 python -m pytest tests/test_site.py
 [ "$build" = 0 ] && [ "$unit" = 0 ]

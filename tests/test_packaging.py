@@ -185,11 +185,14 @@ def test_set_repo_url_rewrites_only_the_install_cell(tmp_path):
 
 def test_build_book_executes_every_notebook_of_the_toc_in_order():
     """scripts/build_book.py executes each notebook of _toc.yml and the MyST text notebooks
-    (the intro), in reading order, and no page without code (the references)."""
+    (the intro), and no page without code (the references); it starts them last first."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     docs = [toc["root"], *(c["file"] for c in toc["chapters"])]
     found = [p.relative_to(ROOT).with_suffix("").as_posix() for p in build_book.notebooks()]
     assert found == [d for d in docs if d != "book/references"]
     assert (ROOT / "book/references.md").exists()
+    order = build_book.schedule(build_book.notebooks())
+    assert [p.stem for p in order[:2]] == ["09_real_data", "08_regimes"], "heavy chapters first"
+    assert sorted(order) == sorted(build_book.notebooks())
     with pytest.raises(SystemExit):
         build_book.main(["--workers", "0"])
