@@ -3,6 +3,7 @@ two-phase self-distillation, and reproduce's method selection."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import fields, replace
 
 import pytest
@@ -42,9 +43,23 @@ def tiny(**kw) -> E.ExperimentConfig:
     return tiny_experiment(**{"sd_steps": 30, "eta_ratio": 1.0, **kw})
 
 
+# The run's own cache setting, read before the fixtures below replace it.
+_RUN_CACHE = os.environ.get("MVLIB_CACHE")
+
+
 @pytest.fixture(autouse=True)
 def no_cache(monkeypatch):
     monkeypatch.setenv("MVLIB_CACHE", "off")
+
+
+@pytest.fixture
+def chapters_cache(monkeypatch):
+    """The cache the chapters use in this run (MVLIB_CACHE as the run set it), so the tests of
+    the ci preset's results read what the book build trained."""
+    if _RUN_CACHE is None:
+        monkeypatch.delenv("MVLIB_CACHE")
+    else:
+        monkeypatch.setenv("MVLIB_CACHE", _RUN_CACHE)
 
 
 @pytest.mark.parametrize("unit", ["members", "distill", "self_distill", "sum", "ntk"])
@@ -171,18 +186,15 @@ def test_eq43_teacher_scale_switches_the_truncation_on():
     assert losses.truncation_fraction(G, 0.19, scale=3.0) == pytest.approx(1 / 3)
 
 
-def test_learned_views_predict_single_view_accuracy():
+def test_learned_views_predict_single_view_accuracy(chapters_cache):
     """The fraction of (class, view) pairs a model learned, judged by behaviour on one half of
     the single-view test set, predicts single-view accuracy on the other half within a few points
     (mean over the models of a kind) for single models, the ensemble and the students of the real
     and the flat teacher; where it does not (students of the weaker targets), the views counted
     learned are learned partly (ci preset, seed 0: the results the chapters read from the cache)."""
-    import os
-
     from mvlib.presets import get_preset
     from mvlib.report import lottery_prediction
 
-    os.environ.pop("MVLIB_CACHE", None)  # share the chapters' cache
     cfg = get_preset("ci")
     data = E.make_data(cfg, 0)
     m = E.members(cfg, 0, data)
@@ -214,15 +226,12 @@ def test_learned_views_predict_single_view_accuracy():
     assert ens - single > 0.2
 
 
-def test_eq43_truncation_acts_on_the_preset_teacher_and_growth_is_recorded():
+def test_eq43_truncation_acts_on_the_preset_teacher_and_growth_is_recorded(chapters_cache):
     """At the ci preset eq. (4.2)'s truncation acts on the scaled teacher (most of its
     true-class logits exceed 1/tau^2; unscaled, none do), and phase two records the students'
     weight norms and Phi at every record step, so their growth is reported, never hidden."""
-    import os
-
     from mvlib.presets import get_preset
 
-    os.environ.pop("MVLIB_CACHE", None)  # share the chapters' cache
     cfg = get_preset("ci")
     data = E.make_data(cfg, 0)
     G0 = E.members(cfg, 0, data).logits(data.train.X)[0]
@@ -236,16 +245,13 @@ def test_eq43_truncation_acts_on_the_preset_teacher_and_growth_is_recorded():
     assert h.Phi.shape[:2] == (steps, cfg.students) and torch.isfinite(h.Phi).all()
 
 
-def test_eq43_capped_keeps_the_weights_bounded_at_the_preset():
+def test_eq43_capped_keeps_the_weights_bounded_at_the_preset(chapters_cache):
     """eq. 4.3 as written grows the students' largest weight norm without bound through phase
     two (measured at ci seeds 0-2: x154 to x162 over T' = 1200); capped at the student's own
     truncation it stays bounded (x2.5 to x2.6), like cross-entropy's continuation."""
-    import os
-
     from mvlib.presets import get_preset
     from mvlib.report import weight_growth
 
-    os.environ.pop("MVLIB_CACHE", None)  # share the chapters' cache
     cfg = get_preset("ci")
     data = E.make_data(cfg, 0)
 
