@@ -35,6 +35,8 @@ COMPUTING = (
     "cache.py",
     "data.py",
     "experiments.py",
+    "gaussian.py",
+    "images.py",
     "losses.py",
     "metrics.py",
     "model.py",

@@ -18,6 +18,7 @@ import torch
 
 from mvlib import losses
 from mvlib._validate import check_range
+from mvlib.cache import cached
 from mvlib.experiments import ExperimentConfig, evaluate, members
 from mvlib.experiments import make_data as make_multiview_data
 from mvlib.metrics import accuracy
@@ -144,6 +145,11 @@ def train_members(cfg: GaussianConfig, task: GaussianTask, seed: int) -> torch.T
     return W
 
 
+@cached
+def _members_unit(cfg: GaussianConfig, seed: int) -> torch.Tensor:
+    return train_members(cfg, make_data(cfg, seed), seed).cpu()
+
+
 def logits(cfg: GaussianConfig, W: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """The members' outputs F(X): W (K, k, m, d), X (N, P, d) -> (K, N, k)."""
     return Network(cfg.learner, cfg.chunk).logits(W, X)
@@ -210,7 +216,7 @@ def gaussian_run(cfg: GaussianConfig, seed: int) -> dict[str, float]:
     """One seed on Gaussian data: the ensemble metrics on the test set, the members' worst
     training accuracy, and the share of the test set's most frequent class."""
     task = make_data(cfg, seed)
-    W = train_members(cfg, task, seed)
+    W = _members_unit(cfg, seed).to(task.train.X.device)  # cached: nbval and the build train once
     out = ensemble_metrics(logits(cfg, W, task.test.X), task.test.y)
     out["member_train_acc_min"] = float(accuracy(logits(cfg, W, task.train.X), task.train.y).min())
     out["error_removed"] = error_removed(out)

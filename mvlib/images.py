@@ -28,6 +28,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from mvlib import losses, teachers
 from mvlib._validate import check_range
+from mvlib.cache import cached
 from mvlib.model import Loss
 from mvlib.train import TrainingDiverged, TrainingExploded
 
@@ -507,6 +508,45 @@ def train_all(cfg: ImageConfig, data: ImageData, seed: int) -> Run:
     )
     sd, cont = two.select(slice(0, K - 1)), two.select(slice(K - 1, 2 * K - 2))
     return Run(members, students, sd, cont, tsum, tavg)
+
+
+# What the cache stores of a Run: each field's parameters ({name: (K, ...)}, on the CPU), the
+# students' by target suffix; the networks are rebuilt from the config when read.
+def _weights(run: Run) -> dict:
+    def cpu(m: Models) -> dict[str, torch.Tensor]:
+        return {n: p.cpu() for n, p in m.params.items()}
+
+    out = {}
+    for f in fields(Run):
+        v = getattr(run, f.name)
+        out[f.name] = {s: cpu(m) for s, m in v.items()} if isinstance(v, dict) else cpu(v)
+    return out
+
+
+@cached
+def _run_unit(cfg: ImageConfig, seed: int) -> dict:
+    return _weights(train_all(cfg, load(cfg, seed), seed))
+
+
+def trained(cfg: ImageConfig, seed: int, data: ImageData | None = None) -> Run:
+    """:func:`train_all` on the data of ``seed`` (:func:`load`), cached (:mod:`mvlib.cache`,
+    keyed without ``seeds`` and ``patch``, which training does not read): the chapter, nbval
+    and the book build train it once. ``data`` only sets the device."""
+    data = data or load(cfg, seed)
+    template = network(cfg, data).to(data.X_train.device)
+
+    def models(params: dict[str, torch.Tensor]) -> Models:
+        return Models(template, {n: p.to(data.X_train.device) for n, p in params.items()})
+
+    w = _run_unit(replace(cfg, seeds=ImageConfig.seeds, patch=ImageConfig.patch), seed)
+    return Run(
+        **{
+            f.name: {s: models(p) for s, p in w[f.name].items()}
+            if f.name == "students"
+            else models(w[f.name])
+            for f in fields(Run)
+        }
+    )
 
 
 def _cat(parts: list[Models]) -> Models:

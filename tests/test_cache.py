@@ -116,3 +116,11 @@ def test_processes_side_by_side_compute_an_entry_once(tmp_path):
     assert [p.returncode for p in procs] == [0, 0, 0]
     assert outs == [b"3\n"] * 3
     assert len(log.read_text().splitlines()) == 1
+
+
+def test_every_module_with_a_cached_unit_enters_the_source_hash():
+    """A module that defines a cached unit computes results: editing it must miss the cache."""
+    package = Path(cache.__file__).parent
+    defining = {p.name for p in package.glob("*.py") if "\n@cached\n" in p.read_text()}
+    assert {"experiments.py", "gaussian.py", "images.py"} <= defining
+    assert defining <= set(cache.COMPUTING)

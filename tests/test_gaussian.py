@@ -8,12 +8,14 @@ import pytest
 import torch
 from _mvhelpers import logits_ref
 
+from mvlib import gaussian
 from mvlib.gaussian import (
     SAMPLES_PER_PARAMETER,
     GaussianConfig,
     ensemble_metrics,
     error_removed,
     for_preset,
+    gaussian_run,
     logits,
     make_data,
     mean_cross_entropy,
@@ -172,3 +174,22 @@ def test_for_preset_follows_the_multiview_preset(name):
     assert g.N == SAMPLES_PER_PARAMETER * g.k * g.learner.m * g.d >= 5 * g.k * g.learner.m * g.d
     assert g.sigma_x * math.sqrt(g.d) == pytest.approx(2.2)
     assert for_preset(get_preset("paper")).N > for_preset(get_preset("ci")).N
+
+
+def test_gaussian_run_trains_once_per_config_and_seed(tmp_path, monkeypatch):
+    """gaussian_run reads its members from the cache: the numbers trained without the cache,
+    and no training on a second call; another seed or config is trained."""
+    cfg = tiny(steps=50)
+    monkeypatch.setenv("MVLIB_CACHE", "off")
+    uncached = gaussian_run(cfg, 2)
+    monkeypatch.setenv("MVLIB_CACHE", str(tmp_path))
+    assert gaussian_run(cfg, 2) == uncached
+
+    def untrainable(*args):
+        raise RuntimeError("trained again")
+
+    monkeypatch.setattr(gaussian, "train_members", untrainable)
+    assert gaussian_run(cfg, 2) == uncached
+    for other_seed, other_cfg in ((3, cfg), (2, tiny(steps=51))):
+        with pytest.raises(RuntimeError, match="trained again"):
+            gaussian_run(other_cfg, other_seed)

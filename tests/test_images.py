@@ -180,3 +180,34 @@ def test_tiny_end_to_end_beats_chance():
     assert acc["distill_permuted"].shape == (1,) and acc["self_distill"].shape == (1,)
     assert float(acc["single"].mean()) > 0.5  # chance is 0.1
     assert float(acc["ensemble"][0]) > 0.5 and float(acc["distill"][0]) > 0.5
+
+
+def test_trained_is_train_all_read_from_the_cache(tmp_path, monkeypatch, tiny_data):
+    """images.trained gives train_all's models and trains once per (config, seed): a second
+    call, also at another number of seeds or probe patch (training reads neither), reads the
+    cache; another seed or number of steps is trained."""
+    monkeypatch.setenv("MVLIB_CACHE", str(tmp_path))
+    data = tiny_data
+    direct = im.train_all(TINY, data, 0)
+    run = im.trained(TINY, 0, data)
+
+    def untrainable(*args):
+        raise RuntimeError("trained again")
+
+    monkeypatch.setattr(im, "train_all", untrainable)
+    again = im.trained(replace(TINY, seeds=2, patch=1), 0, data)
+    for got in (run, again):
+        for name in ("members", "self_distill", "self_distill_continue", "train_sum"):
+            for p, q in zip(
+                getattr(got, name).params.values(), getattr(direct, name).params.values()
+            ):
+                assert p.device == q.device and torch.equal(p, q)
+        assert got.students.keys() == direct.students.keys()
+        F = got.students["distill_permuted"].logits(data.X_test)
+        assert torch.equal(F, direct.students["distill_permuted"].logits(data.X_test))
+        assert {m: v.tolist() for m, v in im.table(TINY, got, data).items()} == {
+            m: v.tolist() for m, v in im.table(TINY, direct, data).items()
+        }
+    for seed, cfg in ((1, TINY), (0, replace(TINY, steps=5))):
+        with pytest.raises(RuntimeError, match="trained again"):
+            im.trained(cfg, seed, data)
