@@ -9,14 +9,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=mvlib/sweeps
 ks=${KS:-10 20 30}
+# Each finished CSV gets its provenance record beside it (regimes.write_provenance).
+provenance() {
+    python -c 'import sys; from mvlib.regimes import write_provenance as w; w(*sys.argv[1:])' \
+        "$1" "WORKERS=${WORKERS:-1} bash scripts/kscaling.sh"
+}
 for k in $ks; do
     python -m mvlib sweep --preset ci --seeds 3 --methods single,ensemble \
         --backend joblib --workers "${WORKERS:-1}" \
         --set K=3 --set d=200 --set k="$k" --set N=$((60 * k)) \
         --out "$out/kscaling_k$k.csv"
+    provenance "$out/kscaling_k$k.csv"
 done
 k=${ks##* }
 python -m mvlib sweep --preset ci --seeds 3 --methods single,ensemble \
     --backend joblib --workers "${WORKERS:-1}" \
     --set K=3 --set d=200 --set k="$k" --set N=$((60 * k)) --set steps=1200 \
     --out "$out/kscaling_k${k}_steps1200.csv"
+provenance "$out/kscaling_k${k}_steps1200.csv"
