@@ -321,7 +321,13 @@ def _dask(p: Plan, cells: list[Cell], workers: int, scheduler: str | None):
             silence_logs=logging.ERROR,
         )
     )
-    client = Client(scheduler or cluster)
+    try:
+        client = Client(scheduler or cluster)
+    except OSError as e:  # unreachable or not a scheduler: dask waits its connect timeout first
+        raise ValueError(
+            f"--scheduler: no Dask scheduler answered at {scheduler} ({e}); start one with "
+            "`dask scheduler` and pass the address it prints"
+        ) from e
     try:
         futures = [
             client.submit(_tagged, cell, p.config(cell), p.methods, env, pure=False)

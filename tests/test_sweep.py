@@ -283,6 +283,32 @@ def test_dask_backend_without_the_extra_says_what_to_install(tmp_path, monkeypat
     assert 'pip install -e ".[cluster]"' in capsys.readouterr().err
 
 
+def test_unreachable_scheduler_is_refused_with_the_address(tmp_path, capsys):
+    dask = pytest.importorskip("dask")
+    pytest.importorskip("dask.distributed")
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        with pytest.raises(SystemExit) as exc:
+            main(
+                [
+                    "sweep",
+                    "--preset",
+                    "ci",
+                    "--no-progress",
+                    "--backend",
+                    "dask",
+                    "--scheduler",
+                    "tcp://127.0.0.1:9",  # the discard port: nothing answers there
+                    *CLI_TINY,
+                    "--grid",
+                    "k=4",
+                    "--out",
+                    str(tmp_path / "out.csv"),
+                ]
+            )
+    assert exc.value.code == 2
+    assert "--scheduler: no Dask scheduler answered at tcp://127.0.0.1:9" in capsys.readouterr().err
+
+
 def test_summarise_means_and_intervals():
     rows = []
     for k, method, values in [
