@@ -3,8 +3,9 @@
 Built on :class:`joblib.Memory`. A result is keyed on everything that determines it: the
 function, its arguments (frozen configs of plain values and seeds: never tensors, whose joblib
 hash is not stable) and a hash of mvlib's own code, so a code change never serves a stale
-result (the hash covers the modules that compute results, :data:`COMPUTING`, as syntax trees:
-layout, comments and docstrings do not count). Entries are stored on the CPU and moved to the
+result (the hash covers the modules that compute results, :data:`COMPUTING`, and the module
+defining the unit when it is another, e.g. ``images.py``; as syntax trees: layout, comments and
+docstrings do not count). Entries are stored on the CPU and moved to the
 current device when read. A corrupt entry is recomputed with a warning (joblib's behaviour),
 never a crash. Processes sharing the cache (chapters executed side by side, a sweep's workers,
 tests) compute each entry once: the first takes a lock on the entry's key and the others wait
@@ -21,6 +22,7 @@ import contextlib
 import functools
 import hashlib
 import importlib
+import inspect
 import os
 import shutil
 from pathlib import Path
@@ -28,15 +30,14 @@ from pathlib import Path
 import joblib
 
 _PACKAGE = Path(__file__).resolve().parent
-# The modules a cached (trained) result is computed by. Analyses, plots, presets, the CLI and the
-# sweep runner only read results, so editing them keeps the cache valid.
+# The modules every cached (trained) result is computed by. Analyses, plots, presets, the CLI
+# and the sweep runner only read results, so editing them keeps the cache valid. A chapter's own
+# module (gaussian.py, images.py) enters the key of its units only (see `cached`).
 COMPUTING = (
     "_validate.py",
     "cache.py",
     "data.py",
     "experiments.py",
-    "gaussian.py",
-    "images.py",
     "losses.py",
     "metrics.py",
     "model.py",
@@ -63,11 +64,11 @@ def _code(source: str) -> str:
 
 
 @functools.cache
-def source_hash() -> str:
+def source_hash(*also: str) -> str:
     """SHA-256 (first 16 hex digits) of the code of the modules that compute cached results
-    (COMPUTING)."""
+    (COMPUTING) and of the package's modules ``also``."""
     h = hashlib.sha256()
-    for path in (_PACKAGE / name for name in COMPUTING):
+    for path in (_PACKAGE / name for name in (*COMPUTING, *also)):
         h.update(path.name.encode())
         h.update(_code(path.read_text()).encode())
     return h.hexdigest()[:16]
@@ -113,18 +114,28 @@ def _lock(path: Path, key: str):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def own_module(fn) -> tuple[str, ...]:
+    """The package module defining ``fn`` when it is outside COMPUTING (a chapter's own, e.g.
+    ``images.py``), else (): editing it misses that module's entries only, so the sweeps'
+    results and their provenance outlive a change to the real-image chapter's code."""
+    path = Path(inspect.getsourcefile(fn)).resolve()
+    return (path.name,) if path.parent == _PACKAGE and path.name not in COMPUTING else ()
+
+
 def cached(fn):
-    """Memoise ``fn(*args, **kwargs)`` on disk. Arguments must be plain values or frozen
+    """Memoise ``fn(*args, **kwargs)`` on disk, keyed on the source of COMPUTING and of
+    ``fn``'s own module (:func:`own_module`). Arguments must be plain values or frozen
     dataclasses of them; the result must hold only CPU tensors and plain values."""
-    name = f"{fn.__module__}:{fn.__qualname__}"
+    name, also = f"{fn.__module__}:{fn.__qualname__}", own_module(fn)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         path = location()
         if path is None:
             return fn(*args, **kwargs)
-        with _lock(path, joblib.hash((name, source_hash(), args, kwargs))):
-            return _memory(str(path))(name, source_hash(), args, kwargs)
+        source = source_hash(*also)
+        with _lock(path, joblib.hash((name, source, args, kwargs))):
+            return _memory(str(path))(name, source, args, kwargs)
 
     return wrapper
 

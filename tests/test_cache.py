@@ -55,7 +55,7 @@ def test_hit_on_rerun_and_key_on_arguments():
 
 def test_miss_after_source_change(monkeypatch):
     work(Cfg(), 0)
-    monkeypatch.setattr(cache, "source_hash", lambda: "another-version")
+    monkeypatch.setattr(cache, "source_hash", lambda *also: "another-version")
     work(Cfg(), 0)
     assert len(CALLS) == 2
 
@@ -118,9 +118,24 @@ def test_processes_side_by_side_compute_an_entry_once(tmp_path):
     assert len(log.read_text().splitlines()) == 1
 
 
-def test_every_module_with_a_cached_unit_enters_the_source_hash():
-    """A module that defines a cached unit computes results: editing it must miss the cache."""
+def test_every_module_with_a_cached_unit_enters_its_units_keys():
+    """A module that defines a cached unit computes results: editing it must miss its units'
+    entries. The chapters' own modules enter only their own units' keys."""
+    from mvlib import experiments, gaussian, images
+
     package = Path(cache.__file__).parent
     defining = {p.name for p in package.glob("*.py") if "\n@cached\n" in p.read_text()}
     assert {"experiments.py", "gaussian.py", "images.py"} <= defining
-    assert defining <= set(cache.COMPUTING)
+    units = {
+        "experiments.py": experiments._members_unit,
+        "gaussian.py": gaussian._members_unit,
+        "images.py": images._run_unit,
+    }
+    assert defining == set(units), "name a unit of each defining module here"
+    for module, unit in units.items():
+        also = cache.own_module(unit.__wrapped__)
+        assert module in (*cache.COMPUTING, *also), module
+    assert cache.own_module(experiments._members_unit.__wrapped__) == ()
+    assert cache.own_module(images._run_unit.__wrapped__) == ("images.py",)
+    assert len({cache.source_hash(), cache.source_hash("images.py")}) == 2
+    assert cache.own_module(work.__wrapped__) == ()  # outside the package: not hashed
