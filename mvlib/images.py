@@ -5,7 +5,7 @@ CIFAR-10. This module runs the same methods on real images with the book's losse
 (:mod:`mvlib.losses`) and distillation targets (:mod:`mvlib.teachers`):
 
 - data: scikit-learn's bundled 8x8 ``digits`` (no download; CPU and CI) or ``cifar10``
-  (torchvision, downloaded only when a config asks for it);
+  (torchvision's copy, read from :func:`data_dir`; fetched once by the user, never by mvlib);
 - networks: a small CNN for digits, a small ResNet (GroupNorm, so it batches) for CIFAR-10;
 - training: K networks' parameters stacked along a leading axis and trained in one batch
   (``torch.func.functional_call`` under ``vmap``) by SGD with momentum and a cosine schedule;
@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -192,8 +193,15 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     return img(Xa), torch.tensor(ya), img(Xb), torch.tensor(yb)
 
 
-def _cifar10(root: str):
-    """CIFAR-10's train and test sets as tensors (downloads into ``root`` on first use)."""
+def data_dir() -> Path:
+    """Where data sets that do not ship with a package are read from: ``MVLIB_DATA``, default
+    ``~/.cache/mvlib-data`` (apart from the result cache, which ``cache clear`` empties)."""
+    return Path(os.environ.get("MVLIB_DATA") or "~/.cache/mvlib-data").expanduser()
+
+
+def _cifar10(root: Path):
+    """CIFAR-10's train and test sets as tensors, read from ``root``: mvlib never downloads,
+    the user fetches the data once (the error says how)."""
     try:
         import torchvision
     except ImportError:
@@ -203,7 +211,14 @@ def _cifar10(root: str):
         ) from None
     out = []
     for train in (True, False):
-        ds = torchvision.datasets.CIFAR10(root, train=train, download=True)
+        try:
+            ds = torchvision.datasets.CIFAR10(str(root), train=train, download=False)
+        except RuntimeError as e:  # torchvision: "Dataset not found or corrupted"
+            raise FileNotFoundError(
+                f"dataset='cifar10': no CIFAR-10 in {root} (MVLIB_DATA) ({e}). mvlib does not "
+                'download at run time; fetch it once with: python -c "import torchvision; '
+                f"torchvision.datasets.CIFAR10('{root}', download=True)\""
+            ) from None
         X = torch.tensor(ds.data, dtype=torch.float32).permute(0, 3, 1, 2) / 255.0
         out += [X, torch.tensor(ds.targets)]
     return tuple(out)
@@ -228,7 +243,7 @@ def load(cfg: ImageConfig, seed: int, device=None) -> ImageData:
     if cfg.dataset == "digits":
         Xtr, ytr, Xte, yte = _digits()
     else:
-        Xtr, ytr, Xte, yte = _cifar10(os.environ.get("MVLIB_DATA", "~/.cache/mvlib"))
+        Xtr, ytr, Xte, yte = _cifar10(data_dir())
     keep = subsample(ytr, cfg.n_per_class, rng(seed, STREAM_SPLIT))
     Xtr, ytr = Xtr[keep], ytr[keep]
     mean, std = Xtr.mean((0, 2, 3), keepdim=True), Xtr.std((0, 2, 3), keepdim=True)

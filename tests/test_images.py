@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
+import types
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -68,6 +71,29 @@ def test_digits_split_is_stratified_normalised_and_seeded(tiny_data):
 def test_cifar10_without_torchvision_says_what_to_install():
     with pytest.raises(ImportError, match="torchvision"):
         im.load(replace(TINY, dataset="cifar10"), 0, CPU)
+
+
+def test_cifar10_is_never_downloaded_and_missing_data_says_how_to_fetch_it(tmp_path, monkeypatch):
+    """A stand-in torchvision records what mvlib asks of it: never a download; where the data
+    is missing, the error names MVLIB_DATA's folder and the command that fetches it once."""
+    asked = []
+
+    class CIFAR10:
+        def __init__(self, root, train, download):
+            asked.append(download)
+            raise RuntimeError("Dataset not found or corrupted.")  # torchvision's message
+
+    fake = types.ModuleType("torchvision")
+    fake.datasets = types.SimpleNamespace(CIFAR10=CIFAR10)
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    monkeypatch.setenv("MVLIB_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError) as e:
+        im.load(replace(TINY, dataset="cifar10"), 0, CPU)
+    assert asked == [False]
+    assert f"no CIFAR-10 in {tmp_path} (MVLIB_DATA)" in str(e.value)
+    assert f"torchvision.datasets.CIFAR10('{tmp_path}', download=True)" in str(e.value)
+    monkeypatch.delenv("MVLIB_DATA")
+    assert im.data_dir() == Path.home() / ".cache" / "mvlib-data"
 
 
 def test_forward_shapes_and_init_independent_of_K(tiny_data):
