@@ -7,7 +7,7 @@
 # Single-threaded: WORKERS=1 by default (about 1 CPU minute a cell at k = 30, 600 steps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=mvlib/sweeps
+out=${OUT:-mvlib/sweeps}  # OUT=DIR writes elsewhere, e.g. to compare with the shipped CSVs
 ks=${KS:-10 20 30}
 # Each finished CSV gets its provenance record beside it (regimes.write_provenance).
 provenance() {

@@ -4,7 +4,7 @@
 # About two hours on 2 CPU cores (the trained ensembles are cached and shared between sweeps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=mvlib/sweeps
+out=${OUT:-mvlib/sweeps}  # OUT=DIR writes elsewhere, e.g. to compare with the shipped CSVs
 KD=single,ensemble,distill,distill_control,distill_onehot,distill_permuted
 SD=single,self_distill,self_distill_control,self_distill_onehot,self_distill_permuted,self_distill_continue
 # Each sweep's CSV (its last argument) gets its provenance record beside it.
