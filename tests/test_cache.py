@@ -125,7 +125,6 @@ def test_every_module_with_a_cached_unit_enters_its_units_keys():
 
     package = Path(cache.__file__).parent
     defining = {p.name for p in package.glob("*.py") if "\n@cached\n" in p.read_text()}
-    assert {"experiments.py", "gaussian.py", "images.py"} <= defining
     units = {
         "experiments.py": experiments._members_unit,
         "gaussian.py": gaussian._members_unit,

@@ -30,6 +30,16 @@ METHODS = ("single", "ensemble", "ntk_single")
 CLI_TINY = [a for name, v in TINY.items() for a in ("--set", f"{name}={v}")]
 
 
+def refused(out, backend: str, *args) -> int:
+    """The exit code of a tiny ci sweep on the command line that is expected to be refused."""
+    with pytest.raises(SystemExit) as exc:
+        main(
+            ["sweep", "--preset", "ci", "--no-progress", "--backend", backend, *CLI_TINY]
+            + [*args, "--out", str(out)]
+        )
+    return exc.value.code
+
+
 def tiny_plan(grid=None, seeds=2, **overrides):
     return sw.plan("ci", grid or {"k": ["4", "5"]}, {**TINY, **overrides}, seeds, 0, METHODS)
 
@@ -232,22 +242,7 @@ def test_resume_refuses_another_sweeps_csv(tmp_path, change, message):
 )
 def test_bad_sweep_is_refused_with_the_parameter_named(tmp_path, args, message, capsys):
     out = tmp_path / "out.csv"
-    with pytest.raises(SystemExit) as exc:
-        main(
-            [
-                "sweep",
-                "--preset",
-                "ci",
-                "--no-progress",
-                "--backend",
-                "serial",
-                *CLI_TINY,
-                *args,
-                "--out",
-                str(out),
-            ]
-        )
-    assert exc.value.code == 2
+    assert refused(out, "serial", *args) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
 
@@ -264,49 +259,19 @@ def test_grid_parameters_are_checked_together():
 
 def test_dask_backend_without_the_extra_says_what_to_install(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
-    with pytest.raises(SystemExit):
-        main(
-            [
-                "sweep",
-                "--preset",
-                "ci",
-                "--no-progress",
-                "--backend",
-                "dask",
-                *CLI_TINY,
-                "--grid",
-                "k=4",
-                "--out",
-                str(tmp_path / "out.csv"),
-            ]
-        )
+    assert refused(tmp_path / "out.csv", "dask", "--grid", "k=4") == 2
     assert 'pip install -e ".[cluster]"' in capsys.readouterr().err
 
 
 def test_unreachable_scheduler_is_refused_with_the_address(tmp_path, capsys):
     dask = pytest.importorskip("dask")
     pytest.importorskip("dask.distributed")
+    out = tmp_path / "out.csv"
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
-        with pytest.raises(SystemExit) as exc:
-            main(
-                [
-                    "sweep",
-                    "--preset",
-                    "ci",
-                    "--no-progress",
-                    "--backend",
-                    "dask",
-                    "--scheduler",
-                    "tcp://127.0.0.1:9",  # the discard port: nothing answers there
-                    *CLI_TINY,
-                    "--grid",
-                    "k=4",
-                    "--out",
-                    str(tmp_path / "out.csv"),
-                ]
-            )
-    assert exc.value.code == 2
+        # the discard port: nothing answers there
+        assert refused(out, "dask", "--scheduler", "tcp://127.0.0.1:9", "--grid", "k=4") == 2
     assert "--scheduler: no Dask scheduler answered at tcp://127.0.0.1:9" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_summarise_means_and_intervals():
