@@ -25,7 +25,7 @@ from mvlib import cache
 from mvlib import sweep as sw
 from mvlib.experiments import as_dict, progress_total, reproduce
 from mvlib.presets import PRESETS, get_preset
-from mvlib.regimes import ENSEMBLE_CLAIMS, KD_CLAIMS, METRIC, SD_CLAIMS, Claim
+from mvlib.regimes import ENSEMBLE_CLAIMS, KD_CLAIMS, METRIC, SD_CLAIMS, Claim, write_provenance
 from mvlib.stats import mean_ci
 from mvlib.train import TrainingDiverged
 
@@ -176,6 +176,12 @@ def parser() -> argparse.ArgumentParser:
         help="Dask scheduler address, e.g. tcp://host:8786 (--backend dask)",
     )
     swp.add_argument("--out", required=True, metavar="PATH", help="the CSV to write or resume")
+    swp.add_argument(
+        "--provenance",
+        metavar="COMMAND",
+        help="once every cell is in --out, record beside it (PATH.provenance.json) that COMMAND "
+        "makes it, with mvlib's version and source hash, the date and the machine",
+    )
     swp.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     cch = sub.add_parser(
@@ -235,6 +241,8 @@ def _sweep(args) -> int:
         f"{done} cells computed, {len(p.cells) - done} already in {args.out}; "
         f"{len(p.cells)} cells x {len(p.methods)} methods"
     )
+    if args.provenance:
+        print(f"provenance: {write_provenance(args.out, args.provenance)}")
     return 0
 
 

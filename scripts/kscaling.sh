@@ -9,21 +9,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-mvlib/sweeps}  # OUT=DIR writes elsewhere, e.g. to compare with the shipped CSVs
 ks=${KS:-10 20 30}
-# Each finished CSV gets its provenance record beside it (regimes.write_provenance).
-provenance() {
-    python -c 'import sys; from mvlib.regimes import write_provenance as w; w(*sys.argv[1:])' \
-        "$1" "WORKERS=${WORKERS:-1} bash scripts/kscaling.sh"
-}
-for k in $ks; do
+# Each finished CSV gets its provenance record beside it.
+sweep() {
     python -m mvlib sweep --preset ci --seeds 3 --methods single,ensemble \
         --backend joblib --workers "${WORKERS:-1}" \
-        --set K=3 --set d=200 --set k="$k" --set N=$((60 * k)) \
-        --out "$out/kscaling_k$k.csv"
-    provenance "$out/kscaling_k$k.csv"
+        --provenance "WORKERS=${WORKERS:-1} bash scripts/kscaling.sh" \
+        --set K=3 --set d=200 --set k="$1" --set N=$((60 * $1)) "${@:2}"
+}
+for k in $ks; do
+    sweep "$k" --out "$out/kscaling_k$k.csv"
 done
 k=${ks##* }
-python -m mvlib sweep --preset ci --seeds 3 --methods single,ensemble \
-    --backend joblib --workers "${WORKERS:-1}" \
-    --set K=3 --set d=200 --set k="$k" --set N=$((60 * k)) --set steps=1200 \
-    --out "$out/kscaling_k${k}_steps1200.csv"
-provenance "$out/kscaling_k${k}_steps1200.csv"
+sweep "$k" --set steps=1200 --out "$out/kscaling_k${k}_steps1200.csv"

@@ -8,11 +8,10 @@ cd "$(dirname "$0")/.."
 out=${OUT:-mvlib/sweeps}  # OUT=DIR writes elsewhere, e.g. to compare with the shipped CSVs
 KD=single,ensemble,distill,distill_control,distill_onehot,distill_permuted
 SD=single,self_distill,self_distill_control,self_distill_onehot,self_distill_permuted,self_distill_continue
-# Each sweep's CSV (its last argument) gets its provenance record beside it.
+# Each finished CSV gets its provenance record beside it.
 sweep() {
-    python -m mvlib sweep --preset ci --seeds 5 --backend joblib --workers "${WORKERS:-2}" "$@"
-    python -c 'import sys; from mvlib.regimes import write_provenance as w; w(*sys.argv[1:])' \
-        "${@: -1}" "WORKERS=${WORKERS:-2} bash scripts/regimes.sh"
+    python -m mvlib sweep --preset ci --seeds 5 --backend joblib --workers "${WORKERS:-2}" \
+        --provenance "WORKERS=${WORKERS:-2} bash scripts/regimes.sh" "$@"
 }
 # 1. Both claims across the data: k x mu (the centre, k = 10 and mu = 0.1, is the ci preset),
 #    at the presets' off-class range [0.2, 0.8] and at Def. 3.1's [0.2, 0.4].

@@ -274,6 +274,20 @@ def test_unreachable_scheduler_is_refused_with_the_address(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_provenance_is_recorded_only_when_asked(tmp_path):
+    from mvlib.cache import source_hash
+    from mvlib.regimes import read_provenance
+
+    sweep = ["sweep", "--preset", "ci", "--no-progress", "--backend", "serial", *CLI_TINY]
+    plain, recorded = tmp_path / "plain.csv", tmp_path / "recorded.csv"
+    assert main([*sweep, "--grid", "k=4", "--out", str(plain)]) == 0
+    assert read_provenance(plain) is None
+    assert main([*sweep, "--grid", "k=4", "--out", str(recorded), "--provenance", "bash x.sh"]) == 0
+    record = read_provenance(recorded)
+    assert (record["csv"], record["command"]) == ("recorded.csv", "bash x.sh")
+    assert record["source_hash"] == source_hash()
+
+
 def test_summarise_means_and_intervals():
     rows = []
     for k, method, values in [
