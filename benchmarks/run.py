@@ -18,7 +18,8 @@ Measures, in one run on one machine:
 5. a torch.profiler breakdown of the book step.
 
 Timings are medians over repeats after warm-up (CUDA is synchronised around every timed call).
-The results are written as markdown to ``--out`` (default ``benchmarks/RESULTS.md``) and printed.
+The results are written as markdown to ``--out`` (default ``benchmarks/RESULTS.md``, on CUDA
+``benchmarks/RESULTS-cuda.md``) and printed.
 The measurements live in ``step_speed.py`` (1-3, 5) and ``memory.py`` (4), the markdown in
 ``report.py``, what they share in ``common.py``.
 """
@@ -85,7 +86,9 @@ def main(argv=None):
         "--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu"
     )
     ap.add_argument("--quick", action="store_true", help="smoke run: small sizes, few repeats")
-    ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    ap.add_argument(
+        "--out", help="the markdown to write (default: RESULTS.md, or RESULTS-cuda.md on CUDA)"
+    )
     ap.add_argument(
         "--paper-n",
         type=int,
@@ -100,6 +103,9 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda: CUDA is not available")
+    args.out = args.out or str(
+        HERE / ("RESULTS-cuda.md" if args.device == "cuda" else "RESULTS.md")
+    )
     device = torch.device(args.device)
     on_gpu = device.type == "cuda"
     quick = args.quick
