@@ -488,7 +488,8 @@ def provenance_path(csv_path) -> Path:
 def write_provenance(csv_path, command: str) -> Path:
     """Record how ``csv_path`` was made beside it: the command, mvlib's version and source hash
     (:func:`mvlib.cache.source_hash`: the code that computed the results), the date and the
-    machine (platform, CPU count, torch version). Returns the JSON file's path."""
+    machine (platform, Python, CPU count, torch version, the GPU if any). Returns the JSON file's
+    path."""
     import torch
 
     import mvlib
@@ -504,8 +505,10 @@ def write_provenance(csv_path, command: str) -> Path:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {
             "platform": platform.platform(),
+            "python": platform.python_version(),
             "cpu_count": os.cpu_count(),
             "torch": torch.__version__,
+            **({"gpu": torch.cuda.get_device_name()} if torch.cuda.is_available() else {}),
         },
     }
     path = provenance_path(csv_path)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -90,6 +92,22 @@ def test_source_hash_ignores_layout_and_docstrings_not_code():
     b = cache._code("def f(x):\n    return (x +\n            1)\n")
     c = cache._code("def f(x):\n    return x + 2\n")
     assert a == b != c
+
+
+@pytest.mark.parametrize("version", ["3.10", "3.12", "3.13"])
+def test_source_hash_is_the_same_on_every_python(version):
+    # Colab runs another Python than CI: a shipped sweep must read as computed by this code there.
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"), "versions")
+    found = [shutil.which(f"python{version}"), *pyenv.glob(f"{version}.*/bin/python{version}")]
+    works = [e for e in found if e and not subprocess.run([e, "-c", ""]).returncode]
+    if not works:
+        pytest.skip(f"no python{version} here (on PATH or from pyenv)")
+    exe = works[0]
+    code = "import ast, sys, pathlib\n" + inspect.getsource(cache._code)
+    code += "print('|'.join(_code(pathlib.Path(p).read_text()) for p in sys.argv[1:]))"
+    paths = [str(cache._PACKAGE / name) for name in cache.COMPUTING]
+    there = subprocess.run([exe, "-c", code, *paths], capture_output=True, text=True, check=True)
+    assert there.stdout.strip() == "|".join(cache._code(Path(p).read_text()) for p in paths)
 
 
 def test_processes_side_by_side_compute_an_entry_once(tmp_path):

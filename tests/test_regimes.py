@@ -3,6 +3,7 @@ provenance."""
 
 import json
 import math
+import platform
 from pathlib import Path
 
 import matplotlib
@@ -295,6 +296,7 @@ def test_provenance_round_trip(tmp_path):
     assert rec["command"] == "bash scripts/regimes.sh" and rec["csv"] == "sweep.csv"
     assert rec["mvlib_version"] == mvlib.__version__ and rec["source_hash"] == source_hash()
     assert rec["machine"]["cpu_count"] >= 1 and rec["machine"]["torch"]
+    assert rec["machine"]["python"] == platform.python_version()
     assert rec["date"][:2] == "20"
 
 
