@@ -520,3 +520,20 @@ def read_provenance(csv_path) -> dict | None:
     """The record :func:`write_provenance` wrote for ``csv_path`` (None when there is none)."""
     path = provenance_path(csv_path)
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def provenance_line(csv_path) -> str:
+    """How ``csv_path`` was made, in one line: the date, mvlib's version, the GPU where it ran on
+    one, and whether this code computed it (the recorded source hash is this code's)."""
+    from mvlib.cache import source_hash
+
+    name, record = Path(csv_path).name, read_provenance(csv_path)
+    if record is None:
+        return f"{name}: no provenance record"
+    gpu = record["machine"].get("gpu")
+    same = "this code" if record["source_hash"] == source_hash() else "OTHER code"
+    return (
+        f"{name}: {record['date']}, mvlib {record['mvlib_version']}"
+        + (f", on an {gpu}" if gpu else "")
+        + f", computed by {same}"
+    )

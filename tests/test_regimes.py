@@ -298,6 +298,11 @@ def test_provenance_round_trip(tmp_path):
     assert rec["machine"]["cpu_count"] >= 1 and rec["machine"]["torch"]
     assert rec["machine"]["python"] == platform.python_version()
     assert rec["date"][:2] == "20"
+    assert rg.provenance_line(csv).endswith("computed by this code")
+    rec["source_hash"], rec["machine"]["gpu"] = "another", "NVIDIA H200"
+    path.write_text(json.dumps(rec))
+    assert rg.provenance_line(csv).endswith("on an NVIDIA H200, computed by OTHER code")
+    assert rg.provenance_line(tmp_path / "none.csv") == "none.csv: no provenance record"
 
 
 def test_tagged_claims_share_one_table():
