@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# On a GPU: the GD-step benchmarks there (as benchmarks/RESULTS-cuda.md), then the paper preset's
-# headline as a sweep over SEEDS data seeds, each written as it finishes (rerun to resume; the
-# shipped mvlib/sweeps/gpu_paper.csv), and its claims with their intervals, read from the cache.
+# On a GPU: the GD-step benchmarks there (OUT/benchmarks.md, as benchmarks/RESULTS-cuda.md), then
+# the paper preset's headline as a sweep over SEEDS data seeds, each cell written as it finishes
+# (rerun to resume; OUT/gpu_paper.csv, as the shipped mvlib/sweeps/gpu_paper.csv), and its claims
+# with their intervals, read back from the result cache.
 #   OUT=DIR SEEDS=3 bash scripts/gpu.sh      (PRESET=ci SEEDS=1: a smoke test on any machine)
 # mvlib need not be installed: the repository root is put on the path.
 set -euo pipefail
