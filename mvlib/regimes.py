@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mvlib.stats import Interval, mean_ci, prediction_interval
+from mvlib.stats import FRACTION, Interval, mean_ci, prediction_interval
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -442,7 +442,7 @@ def kscaling(df, method: str = "single") -> pd.DataFrame:
             "seeds": part.seed.nunique(),
         }
         for metric in ("train", "multi_view", "single_view", "both_views"):
-            ci = mean_ci(part[metric].to_numpy())
+            ci = mean_ci(part[metric].to_numpy(), FRACTION)
             row.update({metric: ci.mean, f"{metric}_lo": ci.lo, f"{metric}_hi": ci.hi})
         out.append(row)
     return pd.DataFrame(out)

@@ -70,8 +70,13 @@ class Interval:
         return f"{self.mean:{spec}} [{self.lo:{spec}}, {self.hi:{spec}}]"
 
 
-def mean_ci(values) -> Interval:
-    """Mean and 95% t-interval of a 1-D sample (seeds, or paired differences)."""
+FRACTION = (0.0, 1.0)  # the range of an accuracy or of a fraction of classes
+
+
+def mean_ci(values, bounds: tuple[float, float] | None = None) -> Interval:
+    """Mean and 95% t-interval of a 1-D sample (seeds, or paired differences). ``bounds``: the
+    range the quantity lives in, e.g. (0, 1) for an accuracy; the interval is cut to it (a
+    t-interval of a few seeds near 1 would otherwise reach past 1)."""
     x = np.asarray(values, dtype=float).ravel()
     if x.size == 0 or not np.isfinite(x).all():
         raise ValueError(f"mean_ci needs finite values, got {x.tolist()}")
@@ -79,7 +84,8 @@ def mean_ci(values) -> Interval:
     if x.size == 1:
         return Interval(m, m, m, 1)
     half = t975(x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
-    return Interval(m, m - half, m + half, int(x.size))
+    lo, hi = bounds or (-math.inf, math.inf)
+    return Interval(m, max(m - half, lo), min(m + half, hi), int(x.size))
 
 
 def paired(a, b) -> Interval:

@@ -391,14 +391,15 @@ def load(path: str | Path):
 
 def summarise(df):
     """Per (grid point, method): the mean and 95% t-interval over seeds of every metric
-    (:func:`mvlib.stats.mean_ci`). Grid columns are the parameters that vary in ``df``.
+    (:func:`mvlib.stats.mean_ci`, cut to [0, 1]: every metric is a fraction). Grid columns are
+    the parameters that vary in ``df``.
 
     Returns a DataFrame with the grid columns, ``method``, ``seeds`` (how many) and, for each
     metric M, ``M`` (the mean), ``M_lo`` and ``M_hi``.
     """
     import pandas as pd
 
-    from mvlib.stats import mean_ci
+    from mvlib.stats import FRACTION, mean_ci
 
     params = ["preset", *parameter_names(ExperimentConfig())]
     metrics = [c for c in df.columns if c not in (*params, "seed", "method")]
@@ -409,7 +410,7 @@ def summarise(df):
         row["seeds"] = group["seed"].nunique()
         for m in metrics:
             values = group[m].dropna()
-            ci = mean_ci(values) if len(values) else None
+            ci = mean_ci(values, FRACTION) if len(values) else None
             row[m], row[f"{m}_lo"], row[f"{m}_hi"] = (
                 (ci.mean, ci.lo, ci.hi) if ci else (float("nan"),) * 3
             )

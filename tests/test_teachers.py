@@ -80,6 +80,13 @@ def test_mean_ci_matches_t_interval():
     assert not ci.excludes_zero() if ci.lo < 0 else ci.excludes_zero()
 
 
+def test_mean_ci_cut_to_bounds():
+    x = [1.0, 1.0, 0.9]
+    free, cut = stats.mean_ci(x), stats.mean_ci(x, stats.FRACTION)
+    assert free.hi > 1 and cut.hi == 1 and (cut.mean, cut.lo, cut.n) == (free.mean, free.lo, 3)
+    assert stats.mean_ci([0.0, 0.1, 0.0], stats.FRACTION).lo == 0
+
+
 def test_paired_and_one_value():
     ci = stats.paired([0.9, 0.8, 0.85], [0.7, 0.65, 0.6])
     assert ci.excludes_zero() and ci.mean == pytest.approx(0.2)
