@@ -373,6 +373,14 @@ def with_live(shipped, live: dict, seed: int = 0):
     return out
 
 
+def beside(extra, base):
+    """``extra``'s rows with ``base``'s rows of the same methods, e.g. a sweep that extends a
+    run along one parameter (longer second phase, larger k) together with that run."""
+    import pandas as pd
+
+    return pd.concat([base[base.method.isin(set(extra.method))], extra], ignore_index=True)
+
+
 def depends_on(methods) -> set[str]:
     """The parameters (flat names, as :func:`mvlib.experiments.as_dict`) the results of
     ``methods`` depend on: the fields of their cached units (``sd_steps`` for ``self_distill``,

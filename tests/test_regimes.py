@@ -305,6 +305,20 @@ def test_provenance_round_trip(tmp_path):
     assert rg.provenance_line(tmp_path / "none.csv") == "none.csv: no provenance record"
 
 
+def test_beside_joins_a_run_and_its_extension_on_the_extensions_methods():
+    base = pd.DataFrame(
+        {"method": ["single", "distill", "single"], "k": [30, 30, 30], "seed": [0, 0, 1]}
+    )
+    extra = pd.DataFrame({"method": ["single"], "k": [60], "seed": [0]})
+    both = rg.beside(extra, base)
+    assert list(zip(both.method, both.k, both.seed)) == [
+        ("single", 30, 0),
+        ("single", 30, 1),
+        ("single", 60, 0),
+    ]
+    assert list(both.index) == [0, 1, 2]
+
+
 def test_tagged_claims_share_one_table():
     both = rg.tagged((DK,), "KD") + rg.tagged((rg.Claim("dark", "self_distill", "distill"),), "SD")
     assert [c.name for c in both] == ["KD: dark", "SD: dark"] and both[0].a == "distill"

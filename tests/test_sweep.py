@@ -30,13 +30,16 @@ METHODS = ("single", "ensemble", "ntk_single")
 CLI_TINY = [a for name, v in TINY.items() for a in ("--set", f"{name}={v}")]
 
 
+def command(out, backend: str, *args) -> list[str]:
+    """A tiny ci sweep on the command line, writing ``out``."""
+    common = ["sweep", "--preset", "ci", "--no-progress", "--backend", backend, *CLI_TINY]
+    return [*common, *args, "--out", str(out)]
+
+
 def refused(out, backend: str, *args) -> int:
-    """The exit code of a tiny ci sweep on the command line that is expected to be refused."""
+    """The exit code of a sweep :func:`command` that is expected to be refused."""
     with pytest.raises(SystemExit) as exc:
-        main(
-            ["sweep", "--preset", "ci", "--no-progress", "--backend", backend, *CLI_TINY]
-            + [*args, "--out", str(out)]
-        )
+        main(command(out, backend, *args))
     return exc.value.code
 
 
@@ -278,11 +281,10 @@ def test_provenance_is_recorded_only_when_asked(tmp_path):
     from mvlib.cache import source_hash
     from mvlib.regimes import read_provenance
 
-    sweep = ["sweep", "--preset", "ci", "--no-progress", "--backend", "serial", *CLI_TINY]
     plain, recorded = tmp_path / "plain.csv", tmp_path / "recorded.csv"
-    assert main([*sweep, "--grid", "k=4", "--out", str(plain)]) == 0
+    assert main(command(plain, "serial", "--grid", "k=4")) == 0
     assert read_provenance(plain) is None
-    assert main([*sweep, "--grid", "k=4", "--out", str(recorded), "--provenance", "bash x.sh"]) == 0
+    assert main(command(recorded, "serial", "--grid", "k=4", "--provenance", "bash x.sh")) == 0
     record = read_provenance(recorded)
     assert (record["csv"], record["command"]) == ("recorded.csv", "bash x.sh")
     assert record["source_hash"] == source_hash()
