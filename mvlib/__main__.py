@@ -1,7 +1,7 @@
 """Command line of mvlib: reproduce the headline table, sweep a grid, manage the cache.
 
 - ``python -m mvlib reproduce --preset book --seeds 3 --seed 0 --set k=12 --json out.json``
-  runs every method of :data:`mvlib.experiments.METHODS` on N data seeds and prints each metric
+  runs every method of :data:`mvlib.units.METHODS` on N data seeds and prints each metric
   (train / multi-view / single-view / overall accuracy first) as mean ± spread over seeds, then
   each claim of the paper as a paired 95% interval over the seeds.
 - ``python -m mvlib sweep --preset ci --grid k=10,16 --seeds 3 --out results.csv`` runs a grid
@@ -17,17 +17,19 @@ import signal
 import statistics
 import sys
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from mvlib import cache
 from mvlib import sweep as sw
-from mvlib.experiments import as_dict, progress_total, reproduce
+from mvlib.claims import paired_claims as claims
+from mvlib.claims import verdict
+from mvlib.config import as_dict
 from mvlib.presets import PRESETS, get_preset
-from mvlib.regimes import ENSEMBLE_CLAIMS, KD_CLAIMS, METRIC, SD_CLAIMS, Claim, write_provenance
-from mvlib.stats import mean_ci
+from mvlib.provenance import write_provenance
+from mvlib.stats import Interval
 from mvlib.train import TrainingDiverged
+from mvlib.units import progress_total, reproduce
 
 # The table's first columns; any further metric reproduce returns follows them.
 COLUMNS = ("train", "multi_view", "single_view", "overall")
@@ -53,44 +55,13 @@ def table(results: dict[str, dict[str, list[float]]]) -> str:
     return "\n".join([head, "-" * len(head), *rows])
 
 
-MESSAGE4 = (Claim("Message 4: sum - single (predicted ~0)", "train_sum", "single"),)
-CLAIMS = ENSEMBLE_CLAIMS + KD_CLAIMS + SD_CLAIMS + MESSAGE4
-
-
-def claims(results: dict[str, dict[str, list[float]]]) -> list[dict]:
-    """Each claim of :data:`CLAIMS` whose methods ran: the paired difference of single-view
-    accuracy over the seeds (students of a teacher and of its controls share initialisations)
-    with its 95% interval; ``holds`` when the interval is above zero (needs two seeds)."""
-    out = []
-    for c in CLAIMS:
-        if c.a not in results or (c.b is not None and c.b not in results):
-            continue
-        a = np.asarray(results[c.a][METRIC])
-        b = np.asarray(results[c.b][METRIC]) if c.b is not None else c.level
-        ci = mean_ci(a - b)
-        out.append(
-            {
-                "claim": c.name,
-                "a": c.a,
-                "b": c.b,
-                "level": c.level,
-                "mean": ci.mean,
-                "lo": ci.lo,
-                "hi": ci.hi,
-                "seeds": ci.n,
-                "holds": ci.n > 1 and ci.lo > 0,
-            }
-        )
-    return out
-
-
 def claims_table(rows: list[dict]) -> str:
     """The claims as text: name, mean [95% interval], verdict."""
     lines = ["claims (single-view accuracy, paired over seeds; holds: 95% interval above 0)"]
     for r in rows:
-        verdict = ("holds" if r["holds"] else "does not hold") if r["seeds"] > 1 else "1 seed"
+        status = verdict(Interval(r["mean"], r["lo"], r["hi"], r["seeds"]))
         lines.append(
-            f"  {r['claim']:<44}{r['mean']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]  {verdict}"
+            f"  {r['claim']:<44}{r['mean']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]  {status}"
         )
     return "\n".join(lines)
 

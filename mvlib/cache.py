@@ -1,15 +1,31 @@
 """A disk cache of trained results, shared by chapters, ``reproduce`` and ``sweep``.
 
-Built on :class:`joblib.Memory`. A result is keyed on everything that determines it: the
-function, its arguments (frozen configs of plain values and seeds: never tensors, whose joblib
-hash is not stable) and a hash of mvlib's own code, so a code change never serves a stale
-result (the hash covers the modules that compute results, :data:`COMPUTING`, and the module
-defining the unit when it is another, e.g. ``images.py``; as syntax trees: layout, comments and
-docstrings do not count). Entries are stored on the CPU and moved to the
-current device when read. A corrupt entry is recomputed with a warning (joblib's behaviour),
-never a crash. Processes sharing the cache (chapters executed side by side, a sweep's workers,
-tests) compute each entry once: the first takes a lock on the entry's key and the others wait
-for it, then read its result.
+Built on :class:`joblib.Memory`. A result is keyed on the function's name, its arguments
+(frozen configs of plain values and seeds: never tensors, whose joblib hash is not stable) and
+:func:`code_hash`: the code the function runs within the package, so a code change never serves
+a stale result. Entries are stored on the CPU and moved to the current device when read. A
+corrupt entry is recomputed with a warning (joblib's behaviour), never a crash. Processes
+sharing the cache (chapters executed side by side, a sweep's workers, tests) compute each entry
+once: the first takes a lock on the entry's key and the others wait for it, then read its result.
+
+Why the code a result runs, and not a hash of whole modules: a module-wide hash ties every
+refactor to a re-run. Splitting a module or moving a function changes no number, yet it missed
+every cached entry and marked every shipped sweep (whose provenance records the hash) "computed
+by OTHER code", three of them GPU runs. The other cure, recomputing a recorded canary cell to
+vouch for the shipped sweeps, checks one cell after the fact and still throws the cache away.
+The code a result runs changes exactly when its numbers can:
+
+- from the function, every top-level definition (function, class, assignment) that its code
+  names, directly or as an attribute of an imported module, is followed through the package
+  (and the function's own package, e.g. a test's), transitively;
+- each counts as its syntax tree without docstrings: layout, comments, docstrings and the
+  module a definition lives in do not count, so a refactor that moves code keeps the key;
+- a definition reached only through a table or an object's attribute is not followed, so a
+  unit that needs another's result calls that unit's trainer by name (:mod:`mvlib.units`);
+  decorators are not followed either: the cache around a trainer stores, it does not compute.
+
+Libraries (torch) are outside the key, as the Python version is: the same code hashes the same
+on every Python from 3.10.
 
 - ``MVLIB_CACHE``: the cache directory (default ``~/.cache/mvlib``); ``off`` disables caching.
 - ``python -m mvlib cache info`` / ``python -m mvlib cache clear``.
@@ -21,37 +37,24 @@ import ast
 import contextlib
 import functools
 import hashlib
-import importlib
+import importlib.util
 import inspect
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import joblib
 
-_PACKAGE = Path(__file__).resolve().parent
-# The modules every cached (trained) result is computed by. Analyses, plots, presets, the CLI
-# and the sweep runner only read results, so editing them keeps the cache valid. A chapter's own
-# module (gaussian.py, images.py) enters the key of its units only (see `cached`).
-COMPUTING = (
-    "_validate.py",
-    "cache.py",
-    "data.py",
-    "experiments.py",
-    "losses.py",
-    "metrics.py",
-    "model.py",
-    "teachers.py",
-    "train.py",
-)
+PACKAGE = "mvlib"
 
 
 def _code(source: str) -> str:
-    """The module's syntax tree without docstrings: what it computes, not how it is laid out or
-    documented (reformatting or editing a comment keeps the cache). The same text on every
-    Python from 3.10: the empty type parameters 3.12 adds to each definition are dropped, and
-    3.13's dump shows empty fields as earlier versions do."""
+    """The syntax tree of ``source`` without docstrings: what it computes, not how it is laid
+    out or documented. The same text on every Python from 3.10: the empty type parameters 3.12
+    adds to each definition are dropped, and 3.13's dump shows empty fields as earlier versions
+    do."""
     tree = ast.parse(source)
     for node in ast.walk(tree):
         if getattr(node, "type_params", None) == []:
@@ -68,15 +71,122 @@ def _code(source: str) -> str:
     return ast.dump(tree, **({"show_empty": True} if sys.version_info >= (3, 13) else {}))
 
 
+def _defined(node: ast.stmt) -> list[str]:
+    """The names a top-level statement defines (none for imports and bare expressions)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, ast.Assign):
+        targets = node.targets
+    elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+        targets = [node.target]
+    else:
+        return []
+    return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+
+
+def _named(node: ast.stmt) -> tuple[set[str], set[tuple[str, str]]]:
+    """What a definition's code names: bare names, and ``name.attribute`` pairs. Decorators
+    are left out (they wrap, they do not compute)."""
+    names, attributes = set(), set()
+    for field, value in ast.iter_fields(node):
+        if field == "decorator_list":
+            continue
+        for child in value if isinstance(value, list) else [value]:
+            if not isinstance(child, ast.AST):
+                continue
+            for n in ast.walk(child):
+                if isinstance(n, ast.Name):
+                    names.add(n.id)
+                elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name):
+                    attributes.add((n.value.id, n.attr))
+    return names, attributes
+
+
+def _path(module: str) -> Path | None:
+    loaded = getattr(sys.modules.get(module), "__file__", None)
+    if loaded:
+        return Path(loaded)
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # a name inside a module, not a module
+        return None
+    return Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") else None
+
+
 @functools.cache
-def source_hash(*also: str) -> str:
-    """SHA-256 (first 16 hex digits) of the code of the modules that compute cached results
-    (COMPUTING) and of the package's modules ``also``."""
+def _module(name: str) -> tuple[dict, dict]:
+    """Module ``name`` read once: ``{top-level name: [(code, named)]}`` of its definitions and
+    ``{local name: (module, attribute or None)}`` of its imports (None: the module itself)."""
+    source = _path(name).read_text()
+    tree = ast.parse(source)
+    definitions = {}
+    for node in tree.body:
+        for n in _defined(node):
+            code = _code(ast.get_source_segment(source, node))
+            definitions.setdefault(n, []).append((code, _named(node)))
+    imports = {}
+    for node in ast.walk(tree):  # imports inside functions too
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            imports.update({a.asname or a.name: (node.module, a.name) for a in node.names})
+        elif isinstance(node, ast.Import):
+            imports.update({a.asname: (a.name, None) for a in node.names if a.asname})
+    return definitions, imports
+
+
+def _find(module: str, name: str, roots: frozenset):
+    """What ``name`` in ``module`` is: (module, name) of its definition, following re-exports
+    (a facade's imports), or the name of a module; None outside the followed packages."""
+    if module.split(".")[0] not in roots or _path(module) is None:
+        return None
+    definitions, imports = _module(module)
+    if name in definitions:
+        return (module, name)
+    if name not in imports:
+        return None
+    where, attribute = imports[name]
+    if attribute is None:
+        return where
+    found = _find(where, attribute, roots)
+    sub = f"{where}.{attribute}"
+    return sub if found is None and sub.split(".")[0] in roots and _path(sub) else found
+
+
+def closure(*fns: Callable) -> dict[tuple[str, str], list[str]]:
+    """Every definition the functions ``fns`` run: ``{(module, name): [code]}`` (see the
+    module's docstring for what is followed)."""
+    roots = frozenset({PACKAGE} | {fn.__module__.split(".")[0] for fn in fns})
+    todo = [(fn.__module__, fn.__qualname__.split(".")[0]) for fn in fns]
+    seen = {}
+    while todo:
+        module, name = key = todo.pop()
+        if key in seen:
+            continue
+        definitions = _module(module)[0][name]
+        seen[key] = [code for code, _ in definitions]
+        for _, (names, attributes) in definitions:
+            found = [_find(module, n, roots) for n in names]
+            for base, attribute in attributes:
+                where = _find(module, base, roots)
+                if isinstance(where, str):
+                    found.append(_find(where, attribute, roots))
+            todo += [f for f in found if isinstance(f, tuple)]
+    return seen
+
+
+@functools.cache
+def code_hash(*fns: Callable) -> str:
+    """SHA-256 (first 16 hex digits) of the code the functions ``fns`` run (:func:`closure`),
+    in no particular order: where a definition lives does not count."""
     h = hashlib.sha256()
-    for path in (_PACKAGE / name for name in (*COMPUTING, *also)):
-        h.update(path.name.encode())
-        h.update(_code(path.read_text()).encode())
+    for code in sorted(c for codes in closure(*fns).values() for c in codes):
+        h.update(code.encode())
     return h.hexdigest()[:16]
+
+
+def forget_code():
+    """Read the package's source again at the next key (after editing it in this process)."""
+    _module.cache_clear()
+    code_hash.cache_clear()
 
 
 def location() -> Path | None:
@@ -87,16 +197,19 @@ def location() -> Path | None:
     return Path(raw).expanduser() if raw else Path.home() / ".cache" / "mvlib"
 
 
-def _call(name: str, source: str, args: tuple, kwargs: dict):
-    """The cached unit of work: ``name`` is ``module:qualname`` of an undecorated function;
-    ``source`` only enters the key."""
-    module, qual = name.split(":")
-    return getattr(importlib.import_module(module), qual).__wrapped__(*args, **kwargs)
+# The undecorated functions by ``module:qualname``, for the cached call to find them.
+_FUNCTIONS: dict[str, Callable] = {}
+
+
+def _call(where: str, name: str, code: str, args: tuple, kwargs: dict):
+    """The cached unit of work: keyed on ``name``, ``code`` and the arguments; ``where`` finds
+    the function and stays out of the key, so moving it keeps its entries."""
+    return _FUNCTIONS[where](*args, **kwargs)
 
 
 @functools.cache
 def _memory(path: str):
-    return joblib.Memory(path, verbose=0).cache(_call)
+    return joblib.Memory(path, verbose=0).cache(_call, ignore=["where"])
 
 
 @contextlib.contextmanager
@@ -119,28 +232,23 @@ def _lock(path: Path, key: str):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def own_module(fn) -> tuple[str, ...]:
-    """The package module defining ``fn`` when it is outside COMPUTING (a chapter's own, e.g.
-    ``images.py``), else (): editing it misses that module's entries only, so the sweeps'
-    results and their provenance outlive a change to the real-image chapter's code."""
-    path = Path(inspect.getsourcefile(fn)).resolve()
-    return (path.name,) if path.parent == _PACKAGE and path.name not in COMPUTING else ()
-
-
 def cached(fn):
-    """Memoise ``fn(*args, **kwargs)`` on disk, keyed on the source of COMPUTING and of
-    ``fn``'s own module (:func:`own_module`). Arguments must be plain values or frozen
-    dataclasses of them; the result must hold only CPU tensors and plain values."""
-    name, also = f"{fn.__module__}:{fn.__qualname__}", own_module(fn)
+    """``fn(*args, **kwargs)`` memoised on disk, keyed on its name, the code it runs
+    (:func:`code_hash`) and its arguments, defaults filled in. Arguments must be plain values or
+    frozen dataclasses of them; the result must hold only CPU tensors and plain values."""
+    where, signature = f"{fn.__module__}:{fn.__qualname__}", inspect.signature(fn)
+    _FUNCTIONS[where] = fn
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         path = location()
         if path is None:
             return fn(*args, **kwargs)
-        source = source_hash(*also)
-        with _lock(path, joblib.hash((name, source, args, kwargs))):
-            return _memory(str(path))(name, source, args, kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()  # a default and the same value given: one entry
+        key = (fn.__qualname__, code_hash(fn), bound.args, bound.kwargs)
+        with _lock(path, joblib.hash(key)):
+            return _memory(str(path))(where, *key)
 
     return wrapper
 

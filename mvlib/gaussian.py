@@ -19,11 +19,13 @@ import torch
 from mvlib import losses
 from mvlib._validate import check_range
 from mvlib.cache import cached
-from mvlib.experiments import ExperimentConfig, evaluate, members
-from mvlib.experiments import make_data as make_multiview_data
+from mvlib.config import ExperimentConfig, rng
 from mvlib.metrics import accuracy
 from mvlib.model import LearnerConfig, Network, init_weights
 from mvlib.train import gradient_descent
+from mvlib.trainers import evaluate
+from mvlib.trainers import make_data as make_multiview_data
+from mvlib.units import members
 
 # Generator streams of one seed (disjoint from each other for every seed).
 STREAM_TEACHER, STREAM_TRAIN, STREAM_TEST, STREAM_MEMBERS = range(4)
@@ -90,11 +92,6 @@ class GaussianTask:
     W_star: torch.Tensor
     train: GaussianData
     test: GaussianData
-
-
-def rng(seed: int, stream: int) -> torch.Generator:
-    """A CPU generator for one purpose (stream) of one seed."""
-    return torch.Generator().manual_seed(seed * 7919 + stream)
 
 
 def teacher(cfg: GaussianConfig, generator: torch.Generator) -> torch.Tensor:

@@ -1,11 +1,9 @@
 """The headline table on real images (the paper's Figure 6 and Figure 8).
 
 Allen-Zhu & Li measure ensembles, knowledge distillation and self-distillation of ResNets on
-CIFAR-10. This module runs the same methods on real images with the book's losses
-(:mod:`mvlib.losses`) and distillation targets (:mod:`mvlib.teachers`):
+CIFAR-10. This module runs the same methods on real images (:mod:`mvlib.image_data`) with the
+book's losses (:mod:`mvlib.losses`) and distillation targets (:mod:`mvlib.teachers`):
 
-- data: scikit-learn's bundled 8x8 ``digits`` (no download; CPU and CI) or ``cifar10``
-  (torchvision's copy, read from :func:`data_dir`; fetched once by the user, never by mvlib);
 - networks: a small CNN for digits, a small ResNet (GroupNorm, so it batches) for CIFAR-10;
 - training: K networks' parameters stacked along a leading axis and trained in one batch
   (``torch.func.functional_call`` under ``vmap``) by SGD with momentum and a cosine schedule;
@@ -18,9 +16,7 @@ CIFAR-10. This module runs the same methods on real images with the book's losse
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,247 +24,39 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from mvlib import losses, teachers
-from mvlib._validate import check_range
 from mvlib.cache import cached
-from mvlib.model import Loss
-from mvlib.train import TrainingDiverged, TrainingExploded
-
-DATASETS = ("digits", "cifar10")
-ARCHS = ("cnn", "resnet")
-METHODS = (
-    "single",
-    "ensemble",
-    "distill",
-    "distill_control",
-    "distill_onehot",
-    "distill_permuted",
-    "self_distill",
-    "self_distill_continue",
-    "train_sum",
-    "train_average",
-    "ensemble_of_singles",
-    "ensemble_of_students",
-)
-(
-    STREAM_SPLIT,
-    STREAM_MEMBERS,
-    STREAM_STUDENTS,
-    STREAM_SUM,
+from mvlib.config import default_device, rng
+from mvlib.image_data import (
+    METHODS,
     STREAM_AVERAGE,
     STREAM_BATCHES,
+    STREAM_MEMBERS,
     STREAM_PERMUTE,
-) = range(7)
-# A loss above EXPLODE_FACTOR x max(initial loss, 1 nat) is runaway growth, not noise.
-EXPLODE_FACTOR = 100.0
+    STREAM_STUDENTS,
+    STREAM_SUM,
+    ImageConfig,
+    ImageData,
+    augment,
+    data_dir,
+    get_preset,
+    load,
+)
+from mvlib.model import Loss
+from mvlib.train import EXPLODE_FACTOR, EXPLODE_FLOOR, TrainingDiverged, TrainingExploded
 
-
-@dataclass(frozen=True)
-class ImageConfig:
-    """One real-data experiment. ``seeds`` seeds each draw the training subset and every
-    initialisation; the test set is fixed (the paper: same data, only the seed differs)."""
-
-    dataset: str = "digits"
-    n_per_class: int = 10  # training images per class (0: the whole training split)
-    arch: str = "cnn"
-    width: int = 4  # channels of the first layer
-    K: int = 10  # ensemble members
-    steps: int = 200  # SGD steps of every trainer from scratch
-    sd_steps: int = 100  # T': steps of self-distillation and of its CE continuation
-    sd_lr: float = 0.01  # their initial step (a trained network restarted at lr diverges)
-    batch_size: int = 0  # 0: full batch (deterministic gradient descent)
-    lr: float = 0.02
-    momentum: float = 0.9
-    weight_decay: float = 5e-3
-    augment: bool = False  # random crops and flips (CIFAR-10)
-    T: float = 2.0  # Hinton temperature (its gradient scales with T: 4 diverged)
-    kd_weight: float = 1.0  # weight of the T^2 KL term beside cross-entropy
-    students: int = 3  # students per distillation target (paired across targets)
-    seeds: int = 3
-    patch: int = 2  # side of the occlusion probe's square patch, in pixels
-
-    def __post_init__(self):
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        check_range("n_per_class", self.n_per_class, 0, None, integer=True)
-        check_range("width", self.width, 1, None, integer=True)
-        check_range("K", self.K, 2, None, integer=True, why="an ensemble needs two members")
-        check_range("steps", self.steps, 1, None, integer=True)
-        check_range("sd_steps", self.sd_steps, 1, None, integer=True)
-        check_range("sd_lr", self.sd_lr, 1e-8, None)
-        check_range("batch_size", self.batch_size, 0, None, integer=True)
-        check_range("lr", self.lr, 1e-8, None)
-        check_range("momentum", self.momentum, 0.0, 0.999)
-        check_range("weight_decay", self.weight_decay, 0.0, None)
-        check_range("T", self.T, 1e-3, None)
-        check_range("kd_weight", self.kd_weight, 0.0, None)
-        check_range(
-            "students",
-            self.students,
-            1,
-            self.K,
-            integer=True,
-            why="Figure 8 compares as many students as single models",
-        )
-        check_range("seeds", self.seeds, 1, None, integer=True)
-        check_range("patch", self.patch, 1, None, integer=True)
-
-
-PRESETS: dict[str, ImageConfig] = {
-    # 10 digits per class: a single small CNN is clearly below its ensemble, and a chapter
-    # trains every method for 3 seeds in about a minute on one CPU thread.
-    "ci": ImageConfig(),
-    "book": ImageConfig(seeds=5, students=4),
-    # CIFAR-10 and a small ResNet, for a GPU. Not yet run: no timing or accuracy is known.
-    "paper": ImageConfig(
-        dataset="cifar10",
-        n_per_class=0,
-        arch="resnet",
-        width=32,
-        K=10,
-        steps=15_000,
-        sd_steps=5_000,
-        batch_size=128,
-        lr=0.1,
-        weight_decay=5e-4,
-        augment=True,
-        T=4.0,
-        students=3,
-        seeds=3,
-        patch=4,
-    ),
-}
-
-
-def get_preset(name: str | None = None, **overrides) -> ImageConfig:
-    """The named preset (default: $MVLIB_PRESET, else ``book``) with fields replaced by name."""
-    name = name or os.environ.get("MVLIB_PRESET", "book")
-    if name not in PRESETS:
-        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
-    known = {f.name for f in fields(ImageConfig)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise ValueError(f"unknown parameters {sorted(unknown)}; known: {sorted(known)}")
-    return replace(PRESETS[name], **overrides)
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def rng(seed: int, stream: int) -> torch.Generator:
-    """A CPU generator for one purpose (stream) of one seed: the same draws on every device."""
-    return torch.Generator().manual_seed(seed * 7919 + stream)
-
-
-# ---------------------------------------------------------------------------------------------
-# data
-
-
-@dataclass
-class ImageData:
-    """Normalised images ``X: (N, C, H, W)`` float32 and labels ``y: (N,)`` for train and test."""
-
-    X_train: torch.Tensor
-    y_train: torch.Tensor
-    X_test: torch.Tensor
-    y_test: torch.Tensor
-    k: int
-
-    def to(self, device) -> ImageData:
-        return ImageData(
-            *(t.to(device) for t in (self.X_train, self.y_train, self.X_test, self.y_test)), self.k
-        )
-
-
-def _digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """scikit-learn's 1797 8x8 digits, split in half (stratified, fixed seed 0)."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    X, y = load_digits(return_X_y=True)
-    Xa, Xb, ya, yb = train_test_split(X, y, test_size=0.5, stratify=y, random_state=0)
-    img = lambda a: torch.tensor(a, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0  # noqa: E731
-    return img(Xa), torch.tensor(ya), img(Xb), torch.tensor(yb)
-
-
-def data_dir() -> Path:
-    """Where data sets that do not ship with a package are read from: ``MVLIB_DATA``, default
-    ``~/.cache/mvlib-data`` (apart from the result cache, which ``cache clear`` empties)."""
-    return Path(os.environ.get("MVLIB_DATA") or "~/.cache/mvlib-data").expanduser()
-
-
-def _cifar10(root: Path):
-    """CIFAR-10's train and test sets as tensors, read from ``root``: mvlib never downloads,
-    the user fetches the data once (the error says how)."""
-    try:
-        import torchvision
-    except ImportError:
-        raise ImportError(
-            "the cifar10 data set needs torchvision: pip install torchvision "
-            "(it is preinstalled on Colab)"
-        ) from None
-    out = []
-    for train in (True, False):
-        try:
-            ds = torchvision.datasets.CIFAR10(str(root), train=train, download=False)
-        except RuntimeError as e:  # torchvision: "Dataset not found or corrupted"
-            raise FileNotFoundError(
-                f"dataset='cifar10': no CIFAR-10 in {root} (MVLIB_DATA) ({e}). mvlib does not "
-                'download at run time; fetch it once with: python -c "import torchvision; '
-                f"torchvision.datasets.CIFAR10('{root}', download=True)\""
-            ) from None
-        X = torch.tensor(ds.data, dtype=torch.float32).permute(0, 3, 1, 2) / 255.0
-        out += [X, torch.tensor(ds.targets)]
-    return tuple(out)
-
-
-def subsample(y: torch.Tensor, n_per_class: int, generator: torch.Generator) -> torch.Tensor:
-    """Indices of ``n_per_class`` random samples of every class (all of them when 0): (n,)."""
-    if n_per_class == 0:
-        return torch.arange(len(y))
-    idx = []
-    for c in y.unique().tolist():
-        of_c = (y == c).nonzero().flatten()
-        if len(of_c) < n_per_class:
-            raise ValueError(f"n_per_class = {n_per_class} but class {c} has {len(of_c)} images")
-        idx.append(of_c[torch.randperm(len(of_c), generator=generator)[:n_per_class]])
-    return torch.cat(idx).sort().values
-
-
-def load(cfg: ImageConfig, seed: int, device=None) -> ImageData:
-    """The seed's training subset and the fixed test set, normalised per channel with the
-    training subset's mean and standard deviation (so an occluded patch of 0 is the mean)."""
-    if cfg.dataset == "digits":
-        Xtr, ytr, Xte, yte = _digits()
-    else:
-        Xtr, ytr, Xte, yte = _cifar10(data_dir())
-    keep = subsample(ytr, cfg.n_per_class, rng(seed, STREAM_SPLIT))
-    Xtr, ytr = Xtr[keep], ytr[keep]
-    mean, std = Xtr.mean((0, 2, 3), keepdim=True), Xtr.std((0, 2, 3), keepdim=True)
-    norm = lambda X: (X - mean) / std  # noqa: E731
-    return ImageData(norm(Xtr), ytr, norm(Xte), yte, int(ytr.max()) + 1).to(
-        device or default_device()
-    )
-
-
-def augment(X: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Random crops (zero padding ``pad``) and horizontal flips of a batch X: (n, C, H, W),
-    drawn on the CPU from ``generator``; one draw per image, shared by the K models."""
-    n, _, H, W = X.shape
-    shift = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).to(X.device)
-    flip = (torch.rand(n, generator=generator) < 0.5).to(X.device)
-    P = nn.functional.pad(torch.where(flip[:, None, None, None], X.flip(-1), X), (pad,) * 4)
-    rows = (shift[:, 0, None] + torch.arange(H, device=X.device))[:, None, :, None]
-    cols = (shift[:, 1, None] + torch.arange(W, device=X.device))[:, None, None, :]
-    return P[
-        torch.arange(n, device=X.device)[:, None, None, None],
-        torch.arange(X.shape[1], device=X.device)[None, :, None, None],
-        rows,
-        cols,
-    ]
-
+# Read through this module by the real-data chapter.
+__all__ = [
+    "METHODS",
+    "STREAM_MEMBERS",
+    "STREAM_STUDENTS",
+    "ImageConfig",
+    "ImageData",
+    "augment",
+    "data_dir",
+    "default_device",
+    "get_preset",
+    "load",
+]
 
 # ---------------------------------------------------------------------------------------------
 # networks
@@ -445,7 +233,7 @@ def fit(
         s = s if full else s.to(X.device)
         F = models.forward(X)  # (K, n, k)
         value, dLdF = loss(F.detach(), s)
-        first = value.clamp(min=1.0) if first is None else first
+        first = value.clamp(min=EXPLODE_FLOOR) if first is None else first
         if not torch.isfinite(value).all():
             raise TrainingDiverged(f"loss became {value.tolist()} at step {t}: lower lr (now {lr})")
         if (value > EXPLODE_FACTOR * first).any():
@@ -467,7 +255,7 @@ def distill_loss(cfg: ImageConfig, y: torch.Tensor, G: torch.Tensor) -> Loss:
 
 
 @dataclass
-class Run:
+class SeedModels:
     """Every trained model of one seed: the K members, ``cfg.students`` students per target
     (by :mod:`mvlib.teachers` suffix), members 1..K-1 after self-distillation from member 0 and
     after as many CE steps, and the trained sum and average."""
@@ -480,7 +268,7 @@ class Run:
     train_average: Models
 
 
-def train_all(cfg: ImageConfig, data: ImageData, seed: int) -> Run:
+def train_all(cfg: ImageConfig, data: ImageData, seed: int) -> SeedModels:
     """Every method of the table on one seed, in three batched stages: (1) the K members, the
     trained sum and the trained average side by side; (2) the students of the ensemble and of
     its controls, sharing their initialisations (paired); (3) members 1..K-1 continued by
@@ -522,17 +310,17 @@ def train_all(cfg: ImageConfig, data: ImageData, seed: int) -> Run:
         lr=cfg.sd_lr,
     )
     sd, cont = two.select(slice(0, K - 1)), two.select(slice(K - 1, 2 * K - 2))
-    return Run(members, students, sd, cont, tsum, tavg)
+    return SeedModels(members, students, sd, cont, tsum, tavg)
 
 
-# What the cache stores of a Run: each field's parameters ({name: (K, ...)}, on the CPU), the
+# What the cache stores of a SeedModels: each field's parameters ({name: (K, ...)}, on the CPU), the
 # students' by target suffix; the networks are rebuilt from the config when read.
-def _weights(run: Run) -> dict:
+def _weights(run: SeedModels) -> dict:
     def cpu(m: Models) -> dict[str, torch.Tensor]:
         return {n: p.cpu() for n, p in m.params.items()}
 
     out = {}
-    for f in fields(Run):
+    for f in fields(SeedModels):
         v = getattr(run, f.name)
         out[f.name] = {s: cpu(m) for s, m in v.items()} if isinstance(v, dict) else cpu(v)
     return out
@@ -543,7 +331,7 @@ def _run_unit(cfg: ImageConfig, seed: int) -> dict:
     return _weights(train_all(cfg, load(cfg, seed), seed))
 
 
-def trained(cfg: ImageConfig, seed: int, data: ImageData | None = None) -> Run:
+def trained(cfg: ImageConfig, seed: int, data: ImageData | None = None) -> SeedModels:
     """:func:`train_all` on the data of ``seed`` (:func:`load`), cached (:mod:`mvlib.cache`,
     keyed without ``seeds`` and ``patch``, which training does not read): the chapter, nbval
     and the book build train it once. ``data`` only sets the device."""
@@ -554,12 +342,12 @@ def trained(cfg: ImageConfig, seed: int, data: ImageData | None = None) -> Run:
         return Models(template, {n: p.to(data.X_train.device) for n, p in params.items()})
 
     w = _run_unit(replace(cfg, seeds=ImageConfig.seeds, patch=ImageConfig.patch), seed)
-    return Run(
+    return SeedModels(
         **{
             f.name: {s: models(p) for s, p in w[f.name].items()}
             if f.name == "students"
             else models(w[f.name])
-            for f in fields(Run)
+            for f in fields(SeedModels)
         }
     )
 
@@ -583,7 +371,7 @@ def accuracy(F: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     return (right.squeeze(-1) & unique).float().mean(-1).cpu().numpy()
 
 
-def table(cfg: ImageConfig, run: Run, data: ImageData) -> dict[str, np.ndarray]:
+def table(cfg: ImageConfig, run: SeedModels, data: ImageData) -> dict[str, np.ndarray]:
     """Test accuracy by method (Figure 6 and 8): per model for single models and students,
     one value for an output average. ``ensemble_of_singles`` averages the first
     ``cfg.students`` members, ``ensemble_of_students`` the real teacher's students."""

@@ -328,7 +328,7 @@ def phase_two(real, continuation, data, mu: float) -> dict[str, float]:
     the ``continuation`` on cross-entropy alone, the gain of the one over the other, and the
     real teacher's students' weight growth and largest training logit (how far eq. 4.3's
     one-sided push took them)."""
-    from mvlib.experiments import evaluate
+    from mvlib.trainers import evaluate
 
     acc, cont = (float(evaluate(t, data, mu)["single_view"].mean()) for t in (real, continuation))
     return {

@@ -29,8 +29,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from mvlib.experiments import METHODS, ExperimentConfig, as_dict, parameter_names, reproduce
+from mvlib.config import ExperimentConfig, as_dict, parameter_names
 from mvlib.presets import get_preset
+from mvlib.units import METHODS, reproduce
 
 BACKENDS = ("serial", "joblib", "dask")
 CLUSTER_EXTRA = 'the dask backend needs the cluster extra: pip install -e ".[cluster]"'

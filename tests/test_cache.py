@@ -57,7 +57,7 @@ def test_hit_on_rerun_and_key_on_arguments():
 
 def test_miss_after_source_change(monkeypatch):
     work(Cfg(), 0)
-    monkeypatch.setattr(cache, "source_hash", lambda *also: "another-version")
+    monkeypatch.setattr(cache, "code_hash", lambda *fns: "another-version")
     work(Cfg(), 0)
     assert len(CALLS) == 2
 
@@ -82,8 +82,8 @@ def test_off_disables_and_clear_empties(monkeypatch):
     assert len(CALLS) == 3 and cache.location() is None
 
 
-def test_source_hash_covers_the_package():
-    h = cache.source_hash()
+def test_code_hash_is_a_short_hex_digest():
+    h = cache.code_hash(work.__wrapped__)
     assert len(h) == 16 and int(h, 16) >= 0
 
 
@@ -105,7 +105,12 @@ def test_source_hash_is_the_same_on_every_python(version):
     exe = works[0]
     code = "import ast, sys, pathlib\n" + inspect.getsource(cache._code)
     code += "print('|'.join(_code(pathlib.Path(p).read_text()) for p in sys.argv[1:]))"
-    paths = [str(cache._PACKAGE / name) for name in cache.COMPUTING]
+    from mvlib import provenance, units
+
+    roots = [units.reproduce, *(u.train.__wrapped__ for u in units.UNITS.values())]
+    modules = sorted({m for m, _ in cache.closure(*roots)})  # what the shipped sweeps' hash reads
+    assert provenance.source_hash() == cache.code_hash(*roots)
+    paths = [inspect.getsourcefile(sys.modules[m]) for m in modules]
     there = subprocess.run([exe, "-c", code, *paths], capture_output=True, text=True, check=True)
     assert there.stdout.strip() == "|".join(cache._code(Path(p).read_text()) for p in paths)
 
@@ -137,22 +142,78 @@ def test_processes_side_by_side_compute_an_entry_once(tmp_path):
 
 
 def test_every_module_with_a_cached_unit_enters_its_units_keys():
-    """A module that defines a cached unit computes results: editing it must miss its units'
-    entries. The chapters' own modules enter only their own units' keys."""
-    from mvlib import experiments, gaussian, images
+    """A unit's key covers the module defining it and what it calls; the chapters' own modules
+    enter only their own units' keys, so editing them keeps the multi-view results."""
+    from mvlib import gaussian, images, units, width
 
     package = Path(cache.__file__).parent
-    defining = {p.name for p in package.glob("*.py") if "\n@cached\n" in p.read_text()}
-    units = {
-        "experiments.py": experiments._members_unit,
-        "gaussian.py": gaussian._members_unit,
-        "images.py": images._run_unit,
+    defining = {
+        p.stem
+        for p in package.glob("*.py")
+        if "\n@cached\n" in p.read_text() or "\n@unit(" in p.read_text()
     }
-    assert defining == set(units), "name a unit of each defining module here"
-    for module, unit in units.items():
-        also = cache.own_module(unit.__wrapped__)
-        assert module in (*cache.COMPUTING, *also), module
-    assert cache.own_module(experiments._members_unit.__wrapped__) == ()
-    assert cache.own_module(images._run_unit.__wrapped__) == ("images.py",)
-    assert len({cache.source_hash(), cache.source_hash("images.py")}) == 2
-    assert cache.own_module(work.__wrapped__) == ()  # outside the package: not hashed
+    found = {
+        "units": units._members_unit,
+        "width": width._widths_unit,
+        "gaussian": gaussian._members_unit,
+        "images": images._run_unit,
+    }
+    assert defining == set(found), "name a unit of each defining module here"
+    modules = {m: {mod for mod, _ in cache.closure(fn.__wrapped__)} for m, fn in found.items()}
+    for m, reached in modules.items():
+        assert f"mvlib.{m}" in reached and "mvlib.train" in reached, m
+    assert not {"mvlib.images", "mvlib.gaussian", "mvlib.regimes"} & modules["units"]
+    assert ("mvlib.losses", "cross_entropy") in cache.closure(units._members_unit.__wrapped__)
+    assert {m for m, _ in cache.closure(work.__wrapped__)} == {"test_cache"}  # its own module
+
+
+KEYPKG = {
+    "__init__.py": "",
+    "core.py": (
+        "from keypkg.maths import step\n"
+        "from mvlib.cache import cached\n\n"
+        "CALLS = []\n\n\n"
+        "@cached\n"
+        "def unit(seed):\n"
+        "    CALLS.append(seed)\n"
+        "    return step(seed)\n"
+    ),
+    "maths.py": (
+        "def step(x):\n    # why: one more\n    return x + 1\n\n\n"
+        "def unused(x):\n    return x - 1\n"
+    ),
+    "notes.py": "def other():\n    return 0\n",
+}
+
+
+def test_key_follows_the_code_a_result_runs(tmp_path, monkeypatch):
+    """Editing a function the unit runs misses; a comment, an unused function, another module,
+    or moving the function to another module hits."""
+    root = tmp_path / "src"
+    (root / "keypkg").mkdir(parents=True)
+    for name, text in KEYPKG.items():
+        (root / "keypkg" / name).write_text(text)
+    monkeypatch.syspath_prepend(str(root))
+    from keypkg import core
+
+    def calls_after(edit: dict[str, str]) -> int:
+        for name, text in edit.items():
+            (root / "keypkg" / name).write_text(text)
+        cache.forget_code()
+        core.unit(1)
+        return len(core.CALLS)
+
+    try:
+        assert calls_after({}) == 1 and calls_after({}) == 1
+        maths = KEYPKG["maths.py"]
+        assert calls_after({"maths.py": maths.replace("one more", "the next")}) == 1
+        assert calls_after({"maths.py": maths.replace("x - 1", "x - 2")}) == 1
+        assert calls_after({"notes.py": "def other():\n    return 1\n"}) == 1
+        moved = KEYPKG["core.py"].replace("from keypkg.maths import step\n", "")
+        moved += "\n\ndef step(x):\n    return x + 1\n"
+        assert calls_after({"core.py": moved}) == 1
+        assert calls_after({"core.py": moved.replace("x + 1", "x + 2")}) == 2
+    finally:
+        for name in [m for m in sys.modules if m.split(".")[0] == "keypkg"]:
+            del sys.modules[name]
+        cache.forget_code()

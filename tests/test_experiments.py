@@ -13,6 +13,7 @@ from _mvhelpers import assert_close, tiny_experiment
 from mvlib import experiments as E
 from mvlib import losses
 from mvlib.model import Network
+from mvlib.train import gradient_descent
 
 # A valid alternative value for every top-level field, to show a unit ignores what it should.
 _OTHER = dict(
@@ -67,7 +68,7 @@ def test_unit_ignores_exactly_the_fields_outside_its_key(unit):
     """Changing every field a unit's key resets leaves its result unchanged (so sharing a cached
     result across those fields is correct), and the key keeps what it needs."""
     cfg = tiny()
-    keep = E._UNIT_FIELDS[unit]
+    keep = E.UNITS[unit].fields
     other = replace(cfg, **{f: v for f, v in _OTHER.items() if f not in keep})
     assert E.unit_key(cfg, unit) == E.unit_key(other, unit)
     run = {
@@ -126,7 +127,7 @@ def test_self_distill_continues_the_members_and_continue_is_plain_ce():
     }
     for t in st.values():
         assert torch.equal(t.W0, m.W[1 : cfg.students + 1])  # phase two starts at phase one
-    ce, _ = E.gradient_descent(
+    ce, _ = gradient_descent(
         Network(cfg.learner),
         m.W[1 : cfg.students + 1],
         data.train.X,

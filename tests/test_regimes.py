@@ -10,6 +10,7 @@ import matplotlib
 import pandas as pd
 import pytest
 
+from mvlib import maps
 from mvlib import regimes as rg
 from mvlib.stats import t975
 
@@ -174,7 +175,7 @@ def test_shipped_sweeps_are_package_data():
 def test_shipped_reads_the_data_dir(tmp_path, monkeypatch):
     (tmp_path / "data").mkdir()
     SWEEP.to_csv(tmp_path / "data" / "regimes_x.csv", index=False)
-    monkeypatch.setattr(rg, "data_dir", lambda: tmp_path / "data")
+    monkeypatch.setattr(maps, "data_dir", lambda: tmp_path / "data")
     pd.testing.assert_frame_equal(rg.shipped("regimes_x"), SWEEP)
     with pytest.raises(FileNotFoundError, match="regimes.sh"):
         rg.shipped("regimes_y")
@@ -184,7 +185,7 @@ def test_shipped_map_carries_its_grid_for_a_partial_sweep(tmp_path, monkeypatch)
     (tmp_path / "data").mkdir()
     one = rg.at(SWEEP, T=4, off_high=0.4)  # the first grid point only: nothing varies
     one.to_csv(tmp_path / "data" / "regimes_kd.csv", index=False)
-    monkeypatch.setattr(rg, "data_dir", lambda: tmp_path / "data")
+    monkeypatch.setattr(maps, "data_dir", lambda: tmp_path / "data")
     df = rg.shipped("regimes_kd")
     assert df.attrs["grid"] == ["T", "off_high"]
     t = rg.claim_table(df, [DK])
@@ -282,7 +283,7 @@ def test_kscaling_per_k():
 
 def test_provenance_round_trip(tmp_path):
     import mvlib
-    from mvlib.cache import source_hash
+    from mvlib.provenance import source_hash
 
     csv = tmp_path / "sweep.csv"
     assert rg.read_provenance(csv) is None

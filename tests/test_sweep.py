@@ -278,7 +278,7 @@ def test_unreachable_scheduler_is_refused_with_the_address(tmp_path, capsys):
 
 
 def test_provenance_is_recorded_only_when_asked(tmp_path):
-    from mvlib.cache import source_hash
+    from mvlib.provenance import source_hash
     from mvlib.regimes import read_provenance
 
     plain, recorded = tmp_path / "plain.csv", tmp_path / "recorded.csv"

@@ -1,0 +1,241 @@
+"""Real images for the paper's Figures 6 and 8: the configuration, its presets and the data.
+
+- data: scikit-learn's bundled 8x8 ``digits`` (no download; CPU and CI) or ``cifar10``
+  (torchvision's copy, read from :func:`data_dir`; fetched once by the user, never by mvlib).
+
+:mod:`mvlib.images` trains and evaluates the table's methods on them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mvlib._validate import check_range
+from mvlib.config import default_device, lookup, rng
+
+DATASETS = ("digits", "cifar10")
+ARCHS = ("cnn", "resnet")
+METHODS = (
+    "single",
+    "ensemble",
+    "distill",
+    "distill_control",
+    "distill_onehot",
+    "distill_permuted",
+    "self_distill",
+    "self_distill_continue",
+    "train_sum",
+    "train_average",
+    "ensemble_of_singles",
+    "ensemble_of_students",
+)
+(
+    STREAM_SPLIT,
+    STREAM_MEMBERS,
+    STREAM_STUDENTS,
+    STREAM_SUM,
+    STREAM_AVERAGE,
+    STREAM_BATCHES,
+    STREAM_PERMUTE,
+) = range(7)
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """One real-data experiment. ``seeds`` seeds each draw the training subset and every
+    initialisation; the test set is fixed (the paper: same data, only the seed differs)."""
+
+    dataset: str = "digits"
+    n_per_class: int = 10  # training images per class (0: the whole training split)
+    arch: str = "cnn"
+    width: int = 4  # channels of the first layer
+    K: int = 10  # ensemble members
+    steps: int = 200  # SGD steps of every trainer from scratch
+    sd_steps: int = 100  # T': steps of self-distillation and of its CE continuation
+    sd_lr: float = 0.01  # their initial step (a trained network restarted at lr diverges)
+    batch_size: int = 0  # 0: full batch (deterministic gradient descent)
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 5e-3
+    augment: bool = False  # random crops and flips (CIFAR-10)
+    T: float = 2.0  # Hinton temperature (its gradient scales with T: 4 diverged)
+    kd_weight: float = 1.0  # weight of the T^2 KL term beside cross-entropy
+    students: int = 3  # students per distillation target (paired across targets)
+    seeds: int = 3
+    patch: int = 2  # side of the occlusion probe's square patch, in pixels
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        check_range("n_per_class", self.n_per_class, 0, None, integer=True)
+        check_range("width", self.width, 1, None, integer=True)
+        check_range("K", self.K, 2, None, integer=True, why="an ensemble needs two members")
+        check_range("steps", self.steps, 1, None, integer=True)
+        check_range("sd_steps", self.sd_steps, 1, None, integer=True)
+        check_range("sd_lr", self.sd_lr, 1e-8, None)
+        check_range("batch_size", self.batch_size, 0, None, integer=True)
+        check_range("lr", self.lr, 1e-8, None)
+        check_range("momentum", self.momentum, 0.0, 0.999)
+        check_range("weight_decay", self.weight_decay, 0.0, None)
+        check_range("T", self.T, 1e-3, None)
+        check_range("kd_weight", self.kd_weight, 0.0, None)
+        check_range(
+            "students",
+            self.students,
+            1,
+            self.K,
+            integer=True,
+            why="Figure 8 compares as many students as single models",
+        )
+        check_range("seeds", self.seeds, 1, None, integer=True)
+        check_range("patch", self.patch, 1, None, integer=True)
+
+
+PRESETS: dict[str, ImageConfig] = {
+    # 10 digits per class: a single small CNN is clearly below its ensemble, and a chapter
+    # trains every method for 3 seeds in about a minute on one CPU thread.
+    "ci": ImageConfig(),
+    "book": ImageConfig(seeds=5, students=4),
+    # CIFAR-10 and a small ResNet, for a GPU. Not yet run: no timing or accuracy is known.
+    "paper": ImageConfig(
+        dataset="cifar10",
+        n_per_class=0,
+        arch="resnet",
+        width=32,
+        K=10,
+        steps=15_000,
+        sd_steps=5_000,
+        batch_size=128,
+        lr=0.1,
+        weight_decay=5e-4,
+        augment=True,
+        T=4.0,
+        students=3,
+        seeds=3,
+        patch=4,
+    ),
+}
+
+
+def get_preset(name: str | None = None, **overrides) -> ImageConfig:
+    """The named preset (default: $MVLIB_PRESET, else ``book``) with fields replaced by name."""
+    known = {f.name for f in fields(ImageConfig)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(f"unknown parameters {sorted(unknown)}; known: {sorted(known)}")
+    return replace(lookup(PRESETS, name), **overrides)
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+
+
+@dataclass
+class ImageData:
+    """Normalised images ``X: (N, C, H, W)`` float32 and labels ``y: (N,)`` for train and test."""
+
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    k: int
+
+    def to(self, device) -> ImageData:
+        return ImageData(
+            *(t.to(device) for t in (self.X_train, self.y_train, self.X_test, self.y_test)), self.k
+        )
+
+
+def _digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """scikit-learn's 1797 8x8 digits, split in half (stratified, fixed seed 0)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    Xa, Xb, ya, yb = train_test_split(X, y, test_size=0.5, stratify=y, random_state=0)
+    img = lambda a: torch.tensor(a, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0  # noqa: E731
+    return img(Xa), torch.tensor(ya), img(Xb), torch.tensor(yb)
+
+
+def data_dir() -> Path:
+    """Where data sets that do not ship with a package are read from: ``MVLIB_DATA``, default
+    ``~/.cache/mvlib-data`` (apart from the result cache, which ``cache clear`` empties)."""
+    return Path(os.environ.get("MVLIB_DATA") or "~/.cache/mvlib-data").expanduser()
+
+
+def _cifar10(root: Path):
+    """CIFAR-10's train and test sets as tensors, read from ``root``: mvlib never downloads,
+    the user fetches the data once (the error says how)."""
+    try:
+        import torchvision
+    except ImportError:
+        raise ImportError(
+            "the cifar10 data set needs torchvision: pip install torchvision "
+            "(it is preinstalled on Colab)"
+        ) from None
+    out = []
+    for train in (True, False):
+        try:
+            ds = torchvision.datasets.CIFAR10(str(root), train=train, download=False)
+        except RuntimeError as e:  # torchvision: "Dataset not found or corrupted"
+            raise FileNotFoundError(
+                f"dataset='cifar10': no CIFAR-10 in {root} (MVLIB_DATA) ({e}). mvlib does not "
+                'download at run time; fetch it once with: python -c "import torchvision; '
+                f"torchvision.datasets.CIFAR10('{root}', download=True)\""
+            ) from None
+        X = torch.tensor(ds.data, dtype=torch.float32).permute(0, 3, 1, 2) / 255.0
+        out += [X, torch.tensor(ds.targets)]
+    return tuple(out)
+
+
+def subsample(y: torch.Tensor, n_per_class: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices of ``n_per_class`` random samples of every class (all of them when 0): (n,)."""
+    if n_per_class == 0:
+        return torch.arange(len(y))
+    idx = []
+    for c in y.unique().tolist():
+        of_c = (y == c).nonzero().flatten()
+        if len(of_c) < n_per_class:
+            raise ValueError(f"n_per_class = {n_per_class} but class {c} has {len(of_c)} images")
+        idx.append(of_c[torch.randperm(len(of_c), generator=generator)[:n_per_class]])
+    return torch.cat(idx).sort().values
+
+
+def load(cfg: ImageConfig, seed: int, device=None) -> ImageData:
+    """The seed's training subset and the fixed test set, normalised per channel with the
+    training subset's mean and standard deviation (so an occluded patch of 0 is the mean)."""
+    if cfg.dataset == "digits":
+        Xtr, ytr, Xte, yte = _digits()
+    else:
+        Xtr, ytr, Xte, yte = _cifar10(data_dir())
+    keep = subsample(ytr, cfg.n_per_class, rng(seed, STREAM_SPLIT))
+    Xtr, ytr = Xtr[keep], ytr[keep]
+    mean, std = Xtr.mean((0, 2, 3), keepdim=True), Xtr.std((0, 2, 3), keepdim=True)
+    norm = lambda X: (X - mean) / std  # noqa: E731
+    return ImageData(norm(Xtr), ytr, norm(Xte), yte, int(ytr.max()) + 1).to(
+        device or default_device()
+    )
+
+
+def augment(X: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crops (zero padding ``pad``) and horizontal flips of a batch X: (n, C, H, W),
+    drawn on the CPU from ``generator``; one draw per image, shared by the K models."""
+    n, _, H, W = X.shape
+    shift = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).to(X.device)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(X.device)
+    P = nn.functional.pad(torch.where(flip[:, None, None, None], X.flip(-1), X), (pad,) * 4)
+    rows = (shift[:, 0, None] + torch.arange(H, device=X.device))[:, None, :, None]
+    cols = (shift[:, 1, None] + torch.arange(W, device=X.device))[:, None, None, :]
+    return P[
+        torch.arange(n, device=X.device)[:, None, None, None],
+        torch.arange(X.shape[1], device=X.device)[None, :, None, None],
+        rows,
+        cols,
+    ]
