@@ -107,9 +107,8 @@ def unit_key(cfg: ExperimentConfig, name: str) -> ExperimentConfig:
 
 
 def unit(name: str, fields: tuple, steps: str, methods: tuple, averaged=(), linearised=False):
-    """A decorator declaring its trainer ``fn(cfg, seed, ...)`` the unit ``name`` of
-    :data:`UNITS`. Returns the trainer cached on disk under :func:`unit_key`; it takes any
-    config."""
+    """The decorator that declares its trainer ``fn(cfg, seed, ...)`` the unit ``name`` of
+    :data:`UNITS` and returns it cached on disk under :func:`unit_key`, taking any config."""
 
     def register(fn):
         stored = cached(fn)
