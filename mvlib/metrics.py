@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from mvlib.data import MultiViewData
@@ -101,3 +103,21 @@ def union_rates(
         out[f"{name}_learned"] = learned.sum((-2, -1)) / n.where(n > 0, torch.nan)
         out[f"{name}_gain"] = gain.sum((-2, -1)) / n.where(n > 0, torch.nan)
     return out
+
+
+def theorem4_bounds(F_train: torch.Tensor, y: torch.Tensor, Phi: torch.Tensor, tau: float):
+    """Theorem 4's first two conclusions, per model, as fractions (full version; the ICLR text
+    trains the student from scratch instead). Reads Omega(log k) as ln k and O~(1) as
+    1/tau^2 = log^4 k, the point where eq. (4.2) truncates a logit (beyond it eq. 4.3's push on
+    that logit no longer depends on the teacher).
+
+    F_train (K, N, k) on the training set Z, Phi (K, k, 2) -> {"train_margin": fraction of Z
+    with F_y >= max_{i != y} F_i + ln k, "phi_bounded": fraction of cells (i, l) with
+    Phi_{i,l} <= 1/tau^2, "phi_max": max Phi, "logit_max": max |F| on Z}, each (K,)."""
+    k = F_train.shape[-1]
+    return {
+        "train_margin": (margins(F_train, y) >= math.log(k)).float().mean(-1),
+        "phi_bounded": (Phi <= 1 / tau**2).flatten(1).float().mean(-1),
+        "phi_max": Phi.flatten(1).amax(-1),
+        "logit_max": F_train.abs().flatten(1).amax(-1),
+    }

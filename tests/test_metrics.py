@@ -13,6 +13,7 @@ from mvlib.metrics import (
     learned_views,
     margins,
     overall,
+    theorem4_bounds,
     union_rates,
 )
 
@@ -127,3 +128,15 @@ def test_union_rates_split_cells_by_teacher_and_student():
     # a student that already knows every cell the teacher knows has no teacher-only cells
     r = union_rates(teacher, teacher[None], after)
     assert torch.isnan(r["teacher_only_learned"]).all()
+
+
+def test_theorem4_bounds_read_margin_and_phi_against_stated_levels():
+    tau = 0.5  # k = 4: ln 4 = 1.386; 1 / tau^2 = 4
+    F = torch.tensor([[[3.0, 1.0, 0.0, 0.0], [0.0, 2.0, 1.0, 0.0]]])  # margins 2.0 and 1.0
+    y = torch.tensor([0, 1])
+    Phi = torch.tensor([[[3.0, 5.0], [1.0, 0.5], [4.0, 0.1], [0.0, 2.0]]])
+    b = theorem4_bounds(F, y, Phi, tau)
+    assert_close(b["train_margin"], torch.tensor([0.5]))
+    assert_close(b["phi_bounded"], torch.tensor([7 / 8]))  # 4.0 is at the bound, 5.0 past it
+    assert_close(b["phi_max"], torch.tensor([5.0]))
+    assert_close(b["logit_max"], torch.tensor([3.0]))
