@@ -105,6 +105,10 @@ def union_rates(
     return out
 
 
+# The metrics that are not fractions (every other metric ``reproduce`` returns lies in [0, 1]).
+MAGNITUDES = ("phi_max", "logit_max")
+
+
 def theorem4_bounds(F_train: torch.Tensor, y: torch.Tensor, Phi: torch.Tensor, tau: float):
     """Theorem 4's first two conclusions, per model, as fractions (full version; the ICLR text
     trains the student from scratch instead). Reads Omega(log k) as ln k and O~(1) as

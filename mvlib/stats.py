@@ -144,31 +144,6 @@ def equivalence_interval(values) -> Interval:
     return Interval(m, m - half, m + half, int(x.size))
 
 
-# A claim's verdict, from the paired differences over seeds (a - b, or a - level).
-HOLDS, EQUIVALENT, FAILS, UNRESOLVED = "holds", "equivalent to zero", "fails", "not resolved"
-VERDICTS = (HOLDS, EQUIVALENT, FAILS, UNRESOLVED)
-MARGIN = 0.02  # the equivalence margin, in accuracy (2 points), unless a claim states its own
-
-
-def verdict(values, margin: float = MARGIN) -> str:
-    """``holds`` when the 95% interval is above 0; else ``equivalent to zero`` when the 90%
-    interval (TOST) lies inside (-margin, margin); else ``fails`` when the 95% interval is below
-    0; else ``not resolved``. One value (one seed) is never resolved. "Contributes nothing" is
-    only ever read from ``equivalent to zero``: an interval that merely holds 0 is unresolved."""
-    x = np.asarray(values, dtype=float).ravel()
-    if margin <= 0:
-        raise ValueError(f"margin must be > 0, got {margin}")
-    if x.size < 2:
-        return UNRESOLVED
-    ci = mean_ci(x)
-    if ci.lo > 0:
-        return HOLDS
-    eq = equivalence_interval(x)
-    if -margin < eq.lo and eq.hi < margin:
-        return EQUIVALENT
-    return FAILS if ci.hi < 0 else UNRESOLVED
-
-
 def paired(a, b) -> Interval:
     """Interval of the paired difference a - b (same seeds, same student initialisations)."""
     a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()

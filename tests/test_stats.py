@@ -1,4 +1,4 @@
-"""mvlib.stats: the equivalence interval (TOST) and a claim's verdict."""
+"""mvlib.stats: the one-sided quantiles and the equivalence interval (TOST)."""
 
 from __future__ import annotations
 
@@ -28,29 +28,3 @@ def test_equivalence_interval_is_the_90_percent_t_interval():
     assert eq.half < stats.mean_ci(x).half  # narrower than the 95% interval
     with pytest.raises(ValueError, match=">= 2 finite"):
         stats.equivalence_interval([0.1])
-
-
-@pytest.mark.parametrize(
-    "values, expected",
-    [
-        ([0.10, 0.12, 0.11, 0.13], stats.HOLDS),
-        ([-0.10, -0.12, -0.11, -0.13], stats.FAILS),
-        # tiny and tight around 0: equivalent within the 0.02 margin
-        ([0.002, -0.003, 0.001, 0.0, -0.001], stats.EQUIVALENT),
-        # significantly below 0, yet inside the margin: equivalence is the informative reading
-        ([-0.004, -0.005, -0.006, -0.005], stats.EQUIVALENT),
-        # wide around 0: an interval that holds 0 is not "nothing"
-        ([0.08, -0.07, 0.05, -0.06], stats.UNRESOLVED),
-        ([0.5], stats.UNRESOLVED),  # one seed decides nothing
-    ],
-)
-def test_verdicts(values, expected):
-    assert stats.verdict(values) == expected
-
-
-def test_verdict_margin_is_stated_and_checked():
-    x = [0.01, 0.012, 0.008, 0.011, -0.03]
-    assert stats.verdict(x, margin=0.1) == stats.EQUIVALENT
-    assert stats.verdict(x, margin=0.005) == stats.UNRESOLVED
-    with pytest.raises(ValueError, match="margin"):
-        stats.verdict(x, margin=0)
