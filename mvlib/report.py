@@ -338,3 +338,80 @@ def phase_two(real, continuation, data, mu: float) -> dict[str, float]:
         "growth": weight_growth(real.history),
         "largest logit": float(real.logits(data.train.X).max()),
     }
+
+
+# --- intervals in tables and sentences ----------------------------------------------------------
+
+
+def step_table(steps: pd.DataFrame, scale: float = 1.0) -> pd.DataFrame:
+    """A decomposition (``decomposition.steps``) for a forest plot and a rendered table: a
+    ``label`` per step ("confidence: flat − one-hot"), mean and interval times ``scale`` (100
+    for accuracy points), and ``interval`` as text."""
+    out = steps.copy()
+    out["label"] = [f"{r.step}: {r.to} − {r['from']}" for _, r in steps.iterrows()]
+    out[["mean", "lo", "hi"]] = out[["mean", "lo", "hi"]] * scale
+    return interval_columns(out)
+
+
+def interval_table(named: dict, scale: float = 1.0) -> pd.DataFrame:
+    """{label: stats.Interval} -> one row per label with ``mean``, ``lo``, ``hi`` (times
+    ``scale``), ``n`` and ``interval`` as text: the rows of a forest plot or a rendered table."""
+    rows = [
+        {
+            "label": name,
+            "mean": ci.mean * scale,
+            "lo": ci.lo * scale,
+            "hi": ci.hi * scale,
+            "n": ci.n,
+        }
+        for name, ci in named.items()
+    ]
+    return interval_columns(pd.DataFrame(rows))
+
+
+def interval_columns(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Add ``interval`` ("+0.120 [+0.050, +0.190]") and ``sign`` (``sign_of``) to a table
+    with ``mean``, ``lo`` and ``hi``."""
+    df = df.copy()
+    f = f"+.{digits}f"
+    df["interval"] = [f"{r['mean']:{f}} [{r['lo']:{f}}, {r['hi']:{f}}]" for _, r in df.iterrows()]
+    df["sign"] = [sign_of(r["lo"], r["hi"]) for _, r in df.iterrows()]
+    return df
+
+
+def sign_of(lo: float, hi: float) -> str:
+    """Where a paired 95% interval lies: "above 0", "below 0" or "holds 0" (not resolved by
+    this run; whether it is *equivalent* to zero needs an equivalence test, not this)."""
+    return "above 0" if lo > 0 else "below 0" if hi < 0 else "holds 0"
+
+
+def figure8(ensemble_gain_singles, ensemble_gain_students) -> dict:
+    """Figure 8 of the paper read from paired intervals (stats.Interval): the gain of an
+    ensemble of single models over one of them against that of an ensemble of distilled
+    students over one student. The paper: the students' ensemble gains less. ``reading``:
+    "as the paper" when the students' gain is the smaller, "reversed" when it is the larger,
+    and ``resolved`` whether the two intervals are apart (else the run cannot tell)."""
+    a, b = ensemble_gain_singles, ensemble_gain_students
+    return {
+        "reading": "as the paper" if b.mean < a.mean else "reversed",
+        "resolved": b.hi < a.lo or a.hi < b.lo,
+        "singles": a,
+        "students": b,
+    }
+
+
+def regime_sweeps() -> dict[str, tuple[list[str], list]]:
+    """The shipped regime sweeps that chapter 8 maps and its appendix re-runs: {name: (grid,
+    claims)}, the grid (rows, columns) from ``regimes.GRIDS`` and the claims drawn on the
+    sweep's maps (KD and SD prefix the distillation claims where a map carries both)."""
+    from mvlib import regimes as rg
+
+    both = rg.ENSEMBLE_CLAIMS + rg.tagged(rg.KD_CLAIMS, "KD") + rg.tagged(rg.SD_CLAIMS, "SD")
+    claims = {
+        "regimes_kd": rg.ENSEMBLE_CLAIMS + rg.KD_CLAIMS,
+        "regimes_sd": rg.SD_CLAIMS,
+        "regimes_sd_k": rg.SD_CLAIMS,
+        "regimes_data": both,
+        "regimes_data_off04": both,  # the same at off_high = 0.4
+    }
+    return {name: (list(rg.GRIDS[name]), c) for name, c in claims.items()}

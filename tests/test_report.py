@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 import torch
 from _mvhelpers import gen, tiny_data_config
@@ -165,3 +166,54 @@ def test_weight_growth_is_last_over_first_largest_norm():
 
     norms = torch.tensor([[1.0, 2.0], [3.0, 1.0], [5.0, 8.0]])  # (records, members)
     assert report.weight_growth(SimpleNamespace(weight_norm=norms)) == pytest.approx(4.0)
+
+
+def test_interval_tables_and_signs():
+    from mvlib.stats import Interval
+
+    t = report.interval_table(
+        {"up": Interval(0.1, 0.05, 0.2, 4), "flat": Interval(0, -0.1, 0.1, 4)}, 100
+    )
+    assert list(t.label) == ["up", "flat"] and t["mean"].tolist() == [10.0, 0.0]
+    assert t.interval[0] == "+10.000 [+5.000, +20.000]"
+    assert t.sign.tolist() == ["above 0", "holds 0"]
+    assert report.sign_of(-0.3, -0.1) == "below 0"
+
+
+def test_step_table_labels_each_step_from_its_controls():
+    steps = pd.DataFrame(
+        [
+            {
+                "step": "confidence",
+                "from": "one-hot",
+                "to": "flat",
+                "mean": 0.01,
+                "lo": -0.01,
+                "hi": 0.03,
+                "n": 5,
+            }
+        ]
+    )
+    t = report.step_table(steps, 100)
+    assert t.label[0] == "confidence: flat − one-hot" and t["hi"][0] == 3.0
+
+
+def test_figure8_reads_a_reversed_figure_as_reversed():
+    from mvlib.stats import Interval
+
+    paper = report.figure8(Interval(3, 2, 4, 5), Interval(0.5, 0, 1, 5))
+    assert paper["reading"] == "as the paper" and paper["resolved"]
+    flipped = report.figure8(Interval(2.02, 1, 3, 5), Interval(3.51, 2.5, 4.5, 5))
+    assert flipped["reading"] == "reversed" and not flipped["resolved"]
+
+
+def test_regime_sweeps_name_shipped_sweeps_with_their_grids_and_claims():
+    from mvlib import regimes as rg
+
+    sweeps = report.regime_sweeps()
+    assert set(sweeps) <= set(rg.GRIDS)
+    for name, (grid, claims) in sweeps.items():
+        frame = rg.shipped(name)
+        assert set(grid) <= set(frame.columns), (name, grid)
+        table = rg.claim_table(frame, claims, grid)
+        assert len(table) == len(claims) * frame.groupby(grid).ngroups, name
