@@ -443,7 +443,7 @@ def width_curve(curve, singles, joint: dict, m: int, k: int, K: int, ax=None):
     )
     ax.minorticks_off()
     ax.set_xticks(list(curve["width"]), [str(w) for w in curve["width"]])
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.15), ncol=3)
     return ax
 
 

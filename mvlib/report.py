@@ -343,19 +343,20 @@ def phase_two(real, continuation, data, mu: float) -> dict[str, float]:
 # --- intervals in tables and sentences ----------------------------------------------------------
 
 
-def step_table(steps: pd.DataFrame, scale: float = 1.0) -> pd.DataFrame:
+def step_table(steps: pd.DataFrame, scale: float = 1.0, digits: int = 3) -> pd.DataFrame:
     """A decomposition (``decomposition.steps``) for a forest plot and a rendered table: a
     ``label`` per step ("confidence: flat − one-hot"), mean and interval times ``scale`` (100
-    for accuracy points), and ``interval`` as text."""
+    for accuracy points), and ``interval`` as text with ``digits`` decimals."""
     out = steps.copy()
     out["label"] = [f"{r.step}: {r.to} − {r['from']}" for _, r in steps.iterrows()]
     out[["mean", "lo", "hi"]] = out[["mean", "lo", "hi"]] * scale
-    return interval_columns(out)
+    return interval_columns(out, digits)
 
 
-def interval_table(named: dict, scale: float = 1.0) -> pd.DataFrame:
+def interval_table(named: dict, scale: float = 1.0, digits: int = 3) -> pd.DataFrame:
     """{label: stats.Interval} -> one row per label with ``mean``, ``lo``, ``hi`` (times
-    ``scale``), ``n`` and ``interval`` as text: the rows of a forest plot or a rendered table."""
+    ``scale``), ``n`` and ``interval`` as text with ``digits`` decimals: the rows of a forest
+    plot or a rendered table."""
     rows = [
         {
             "label": name,
@@ -366,7 +367,7 @@ def interval_table(named: dict, scale: float = 1.0) -> pd.DataFrame:
         }
         for name, ci in named.items()
     ]
-    return interval_columns(pd.DataFrame(rows))
+    return interval_columns(pd.DataFrame(rows), digits)
 
 
 def interval_columns(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
@@ -415,3 +416,33 @@ def regime_sweeps() -> dict[str, tuple[list[str], list]]:
         "regimes_data_off04": both,  # the same at off_high = 0.4
     }
     return {name: (list(rg.GRIDS[name]), c) for name, c in claims.items()}
+
+
+def views_after(maps: dict, after: tuple[str, ...]) -> pd.DataFrame:
+    """Theorem 4's mechanism by behaviour (chapter 6). ``maps``: {seed: {model: learned-view map
+    (models, k, 2) bool}} holding "students before (own)" (S students), "teacher (member 0)"
+    (one model) and each phase-two target of ``after`` (the same S students afterwards). One
+    row per (seed, target, student): the fractions of the 2k (class, view) pairs the student
+    learned before ("own"), the teacher learned, their union, and the student learned after;
+    "union kept", the share of the union it holds after; "beyond union", the fraction it
+    holds after outside the union."""
+    rows = []
+    for seed, v in maps.items():
+        own, teacher = v["students before (own)"], v["teacher (member 0)"][0]
+        for name in after:
+            for s, (mine, later) in enumerate(zip(own, v[name])):
+                union = mine | teacher
+                rows.append(
+                    {
+                        "seed": seed,
+                        "student": s,
+                        "after": name,
+                        "own": mine.float().mean().item(),
+                        "teacher": teacher.float().mean().item(),
+                        "own or teacher": union.float().mean().item(),
+                        "learned after": later.float().mean().item(),
+                        "union kept": (later & union).sum().item() / max(union.sum().item(), 1),
+                        "beyond union": (later & ~union).float().mean().item(),
+                    }
+                )
+    return pd.DataFrame(rows)

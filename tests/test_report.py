@@ -177,6 +177,9 @@ def test_interval_tables_and_signs():
     assert list(t.label) == ["up", "flat"] and t["mean"].tolist() == [10.0, 0.0]
     assert t.interval[0] == "+10.000 [+5.000, +20.000]"
     assert t.sign.tolist() == ["above 0", "holds 0"]
+    assert report.interval_table({"up": Interval(0.1, 0.05, 0.2, 4)}, 100, 2).interval[0] == (
+        "+10.00 [+5.00, +20.00]"
+    )
     assert report.sign_of(-0.3, -0.1) == "below 0"
 
 
@@ -217,3 +220,14 @@ def test_regime_sweeps_name_shipped_sweeps_with_their_grids_and_claims():
         assert set(grid) <= set(frame.columns), (name, grid)
         table = rg.claim_table(frame, claims, grid)
         assert len(table) == len(claims) * frame.groupby(grid).ngroups, name
+
+
+def test_views_after_counts_the_union_kept_and_what_lies_beyond_it():
+    own = torch.tensor([[[True, False], [False, False]]])  # (S=1, k=2, 2): views (0, 0)
+    teacher = torch.tensor([[[False, False], [True, False]]])  # view (1, 0)
+    later = torch.tensor([[[True, False], [False, True]]])  # kept (0, 0), lost (1, 0), new (1, 1)
+    maps = {0: {"students before (own)": own, "teacher (member 0)": teacher, "sd": later}}
+    row = report.views_after(maps, ("sd",)).iloc[0]
+    assert (row.own, row.teacher, row["own or teacher"]) == (0.25, 0.25, 0.5)
+    assert row["learned after"] == 0.5 and row["union kept"] == 0.5
+    assert row["beyond union"] == 0.25 and row.after == "sd" and row.student == 0
