@@ -473,3 +473,27 @@ def kscaling(single, ensemble, base: int, theorem1: float = 0.5, axes=None):
         ax.set_xticks(sorted(single.k.unique()))
         ax.legend(fontsize=8)
     return axes
+
+
+def occlusion_grid(X, maps: dict, picks, patch: int):
+    """Occlusion maps beside their images (chapter 9): one row per test image index in
+    ``picks`` (X: (n, C, H, W)), its image first, then each model's map of ``maps``
+    ({name: (n, P)} drops of the true class's log-probability per patch, P = (H/patch)^2),
+    bright where occluding the patch hurts the prediction most."""
+    side = X.shape[-1] // patch
+    ncol = len(maps) + 1
+    fig, axes = plt.subplots(
+        len(picks), ncol, figsize=(1.6 * ncol, 1.7 * len(picks)), squeeze=False
+    )
+    for r, n in enumerate(picks):
+        img = X[n].cpu().permute(1, 2, 0).squeeze(-1)
+        img = (img - img.min()) / (img.max() - img.min())
+        axes[r, 0].imshow(_np(img), cmap="gray_r" if img.dim() == 2 else None)
+        for c, M in enumerate(maps.values(), 1):
+            axes[r, c].imshow(_np(M[n].reshape(side, side)), cmap="magma")
+    for c, name in enumerate(["image", *maps]):
+        axes[0, c].set_title(name, fontsize=8)
+    for a in axes.flat:
+        a.set(xticks=[], yticks=[])
+    fig.suptitle("occlusion maps: bright = the patch the prediction relies on", fontsize=9)
+    return axes

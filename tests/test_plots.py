@@ -74,3 +74,18 @@ def test_kscaling_marks_theorem1_and_the_longer_runs_apart():
     assert "Theorem 1: 1/2" in labels
     assert [t for t in right.get_xticks()] == [10, 20]
     plt.close("all")
+
+
+def test_occlusion_grid_puts_each_image_beside_each_models_map():
+    import torch
+
+    X = torch.rand(4, 1, 8, 8)
+    maps = {"member 1": torch.rand(4, 16), "student": torch.rand(4, 16)}
+    axes = plots.occlusion_grid(X, maps, picks=[0, 3], patch=2)
+    assert axes.shape == (2, 3)
+    assert [axes[0, c].get_title() for c in range(3)] == ["image", "member 1", "student"]
+    shown = axes[1, 2].get_images()[0].get_array()
+    assert shown.shape == (4, 4) and torch.allclose(
+        torch.tensor(shown.data), maps["student"][3].reshape(4, 4)
+    )
+    plt.close("all")
