@@ -399,11 +399,13 @@ def forest(rows, ax=None, title: str = "", xlabel: str = "paired difference", la
     """Forest plot of a decomposition: one line per row of ``rows`` (columns ``label``, ``mean``,
     ``lo``, ``hi``; e.g. ``report.step_table``), top to bottom in table order, the mean as a dot
     and the paired 95% interval as a bar, zero as a vertical line. An interval that excludes
-    zero is drawn black, one that holds it grey, so the reader sees which steps the run resolved."""
+    zero is drawn black, one that holds it (or a single value, ``n`` = 1) grey, so the reader
+    sees which steps the run resolved."""
     ax = _ax(ax, (7, 0.45 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
     for yi, (_, r) in zip(y, rows.iterrows()):
-        resolved = r["lo"] > 0 or r["hi"] < 0
+        # one value (n = 1) has no interval: it resolves nothing
+        resolved = (r["lo"] > 0 or r["hi"] < 0) and r.get("n", 2) > 1
         color = "k" if resolved else "0.6"
         ax.plot([r["lo"], r["hi"]], [yi, yi], color=color, lw=2, solid_capstyle="butt")
         ax.plot(r["mean"], yi, "o", color=color, ms=6)

@@ -371,12 +371,14 @@ def interval_table(named: dict, scale: float = 1.0, digits: int = 3) -> pd.DataF
 
 
 def interval_columns(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """Add ``interval`` ("+0.120 [+0.050, +0.190]") and ``sign`` (``sign_of``) to a table
-    with ``mean``, ``lo`` and ``hi``."""
+    """Add ``interval`` ("+0.120 [+0.050, +0.190]") and ``sign`` (``sign_of``; "one value"
+    where a column ``n`` says 1) to a table with ``mean``, ``lo`` and ``hi``."""
     df = df.copy()
     f = f"+.{digits}f"
     df["interval"] = [f"{r['mean']:{f}} [{r['lo']:{f}}, {r['hi']:{f}}]" for _, r in df.iterrows()]
-    df["sign"] = [sign_of(r["lo"], r["hi"]) for _, r in df.iterrows()]
+    df["sign"] = [
+        sign_of(r["lo"], r["hi"]) if r.get("n", 2) > 1 else "one value" for _, r in df.iterrows()
+    ]
     return df
 
 

@@ -32,6 +32,11 @@ def test_forest_draws_one_interval_per_row_top_down_with_zero_marked():
     colours = {tuple(b.get_xdata()): matplotlib.colors.to_hex(b.get_color()) for b in bars}
     assert colours[(-0.1, 0.06)] != colours[(0.05, 0.15)] == colours[(-0.4, -0.2)]
     plt.close("all")
+    # a single value (n = 1) is drawn as unresolved, whatever its sign
+    ax = plots.forest(rows.assign(n=[1, 5, 5]))
+    first = next(b for b in ax.lines if tuple(b.get_xdata()) == (0.05, 0.15))
+    assert matplotlib.colors.to_hex(first.get_color()) == colours[(-0.1, 0.06)]
+    plt.close("all")
 
 
 def test_width_curve_draws_the_band_the_curve_and_each_joint_model_at_Km():

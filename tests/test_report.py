@@ -181,6 +181,8 @@ def test_interval_tables_and_signs():
         "+10.00 [+5.00, +20.00]"
     )
     assert report.sign_of(-0.3, -0.1) == "below 0"
+    one = report.interval_table({"seed 0": Interval(0.2, 0.2, 0.2, 1)})
+    assert one.sign[0] == "one value"  # a single value is no interval
 
 
 def test_step_table_labels_each_step_from_its_controls():
