@@ -464,7 +464,11 @@ def kscaling(single, ensemble, base: int, theorem1: float = 0.5, axes=None):
             style = dict(marker="o") if at_base else dict(marker="s", ls="none", mfc="none")
             name = label if at_base else f"{label}, {steps} steps"
             for ax, m in ((left, "single_view"), (right, "train")):
-                err = [part[m] - part[f"{m}_lo"], part[f"{m}_hi"] - part[m]]
+                # arrays: matplotlib 3.10 warns on a one-row Series (pandas 2.2, Colab's)
+                err = [
+                    (part[m] - part[f"{m}_lo"]).to_numpy(),
+                    (part[f"{m}_hi"] - part[m]).to_numpy(),
+                ]
                 ax.errorbar(part.k, part[m], yerr=err, label=name, capsize=4, **style)
     left.axhline(theorem1, color="k", ls="--", label="Theorem 1: 1/2")
     left.set(xlabel="classes k", ylabel="single-view test accuracy", ylim=(0.45, 1.0))
