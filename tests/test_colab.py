@@ -157,6 +157,22 @@ def test_colab_like_run_rejects_a_warning_a_reader_would_see():
     assert colab.warnings(nb) == [f"cell 1: {warned.strip()}"]
 
 
+def test_colab_like_run_reports_a_widget_cells_stall():
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.v4.new_notebook()
+    widget = nbformat.v4.new_code_cell("widgets.interact(f, x=1)")
+    widget.metadata = {"tags": ["skip-execution"]}
+    nb.cells = [nbformat.v4.new_code_cell("a"), widget, nbformat.v4.new_code_cell("b")]
+    times = [("00:00:00", "00:00:01"), ("00:00:01", "00:00:02"), ("00:20:01", "00:20:02")]
+    for cell, (start, done) in zip(nb.cells, times):
+        cell.metadata["execution"] = {
+            "iopub.execute_input": f"2026-12-07T17:{start[3:]}Z",
+            "shell.execute_reply": f"2026-12-07T17:{done[3:]}Z",
+        }
+    assert colab.stalls(nb) == [(1, 1199.0)]
+    assert colab.WIDGET_TIMEOUT <= 60
+
+
 def test_colab_like_run_covers_every_chapter():
     names = [Path(p).name for p in colab.chapters()]
     assert sorted(names) == sorted(p.name for p in (ROOT / "book").glob("*.ipynb"))
