@@ -15,6 +15,7 @@ import torch
 from mvlib._validate import check_range
 from mvlib.data import MultiViewConfig
 from mvlib.model import LearnerConfig
+from mvlib.teachers import CONTROLS
 
 KD_FORMS = ("hinton", "eq43", "eq43_capped")
 
@@ -38,6 +39,9 @@ class ExperimentConfig:
     eta_ratio: float = 10.0  # eta'/eta of eq. (4.3)
     teacher_scale: float = 1.0  # eq. (4.1)'s Theta~(1) factor on the teacher of eq. (4.3)
     students: int = 2  # students per teacher (paired inits across teacher and controls)
+    # How the controls match the teacher (mvlib.teachers): "probability", in what the loss reads
+    # (derangements for the permuted one), or "logit", the instrument the shipped maps ran.
+    controls: str = "logit"
     sd_kd: str = "eq43"  # self-distillation form (Theorem 4's: eq. 4.3; or eq43_capped, hinton)
     sd_steps: int = 600  # T': distillation steps after the student's own T = steps
     eta_ntk: float = 32.0  # NTK step, in units of 1 / (mean tangent-kernel diagonal)
@@ -60,6 +64,8 @@ class ExperimentConfig:
         check_range("eta_ratio", self.eta_ratio, 0.0, None)
         check_range("teacher_scale", self.teacher_scale, 1e-3, None)
         check_range("students", self.students, 1, None, integer=True)
+        if self.controls not in CONTROLS:
+            raise ValueError(f"controls must be one of {CONTROLS}, got {self.controls!r}")
         if self.sd_kd not in KD_FORMS:
             raise ValueError(f"sd_kd must be one of {KD_FORMS}, got {self.sd_kd!r}")
         check_range("sd_steps", self.sd_steps, 0, None, integer=True)

@@ -8,6 +8,9 @@ students of different teachers (a real one and its control) train in one batch.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
 
 from mvlib._validate import check_range
@@ -30,9 +33,44 @@ def cross_entropy(y: torch.Tensor) -> Loss:
     return lambda F, s: _ce(F, y[s])
 
 
+@dataclass(frozen=True)
+class Link:
+    """The scores u = min{gain * scale * G, cap} / divide whose softmax a distillation loss
+    reads of teacher logits G: Hinton's G / T (:func:`hinton_link`), eq. (4.2)'s
+    min{tau^2 s G, 1} / tau (:func:`eq42_link`). The controls of :mod:`mvlib.teachers` are
+    matched through it, in the probability the loss acts on."""
+
+    divide: float
+    gain: float = 1.0
+    scale: float = 1.0
+    cap: float = math.inf
+
+    def __call__(self, G: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(self.gain * (self.scale * G), max=self.cap) / self.divide
+
+    def inverse(self, u: torch.Tensor) -> torch.Tensor:
+        """Logits G with ``self(G) = u``, for u up to the cap (cap / divide)."""
+        return u * self.divide / self.gain / self.scale
+
+    @property
+    def top(self) -> float:
+        """The largest score: cap / divide (inf without truncation)."""
+        return self.cap / self.divide
+
+
+def hinton_link(T: float) -> Link:
+    """softmax(G / T): Hinton et al. (2015) at temperature T."""
+    return Link(divide=T)
+
+
+def eq42_link(tau: float, scale: float = 1.0) -> Link:
+    """logit^tau(scale * G) of eq. (4.2): min{tau^2 scale G, 1} / tau."""
+    return Link(divide=tau, gain=tau**2, scale=scale, cap=1.0)
+
+
 def truncated_logit(F: torch.Tensor, tau: float) -> torch.Tensor:
     """logit^tau_i(F, X) = softmax_i(min{tau^2 F_i, 1} / tau), eq. (4.2)."""
-    return torch.softmax(torch.clamp(tau**2 * F, max=1.0) / tau, -1)
+    return torch.softmax(eq42_link(tau)(F), -1)
 
 
 def _per_member(name: str, w) -> torch.Tensor | float:
@@ -67,7 +105,7 @@ def distill_eq43(
     check_range("tau", tau, 1e-6, None)
     check_range("teacher_scale", scale, 1e-6, None)
     ratio = _per_member("eta_ratio", eta_ratio)
-    pG = truncated_logit(scale * G, tau)
+    pG = torch.softmax(eq42_link(tau, scale)(G), -1)
 
     def loss(F, s):
         value, g = _ce(F, y[s])
@@ -85,7 +123,7 @@ def distill_hinton(y: torch.Tensor, G: torch.Tensor, T: float, weight: float) ->
     or one per member (K,)."""
     check_range("T", T, 1e-6, None)
     w = _per_member("kd_weight", weight)
-    logpG = torch.log_softmax(G / T, -1)
+    logpG = torch.log_softmax(hinton_link(T)(G), -1)
 
     def loss(F, s):
         value, g = _ce(F, y[s])

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mvlib.claims import METRIC, Claim, draws
+from mvlib.claims import METRIC, Claim, as_frame, draws
 from mvlib.config import as_dict
 from mvlib.stats import FRACTION, Interval, mean_ci, prediction_interval
 from mvlib.units import depends_on
@@ -175,7 +175,7 @@ def prediction(df, a: str, b: str | None = None, **point) -> Interval:
     rows = at(df, **point)
     if rows.empty:
         raise ValueError(f"the sweep has no rows at {point}")
-    return prediction_interval(draws(rows, a, b))
+    return prediction_interval(draws(rows, Claim("", a, b)))
 
 
 def live_slice(shipped, live: dict, claims, methods) -> pd.DataFrame:
@@ -205,11 +205,11 @@ def live_slice(shipped, live: dict, claims, methods) -> pd.DataFrame:
             }
         )
 
+    here = as_frame(live)
     for m in methods:
-        add(m, live[m][METRIC], draws(shipped, m, None))
+        add(m, live[m][METRIC], draws(shipped, Claim("", m)))
     for c in claims:
-        b = live[c.b][METRIC] if c.b else c.level
-        add(c.name, live[c.a][METRIC] - b, draws(shipped, c.a, c.b, c.level))
+        add(c.name, float(draws(here, c)[0]), draws(shipped, c))
     return pd.DataFrame(rows)
 
 

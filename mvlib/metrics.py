@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from mvlib.data import MultiViewData
@@ -10,10 +12,7 @@ from mvlib.data import MultiViewData
 def correct(F: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """F_y(X) > max_{i != y} F_i(X) (Theorem 1's criterion; a tie is an error):
     (..., N, k) -> (..., N)."""
-    own = torch.nn.functional.one_hot(y, F.shape[-1]).bool().expand_as(F)
-    return F.gather(-1, y.expand(F.shape[:-1])[..., None]).squeeze(-1) > F.masked_fill(
-        own, -torch.inf
-    ).amax(-1)
+    return margins(F, y) > 0
 
 
 def accuracy(F: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -73,3 +72,56 @@ def accuracy_by_strong_view(F: torch.Tensor, data: MultiViewData, learned: torch
         return (hit & mask).sum(-1) / mask.sum(-1).clamp(min=1)
 
     return mean(known), mean(~known)
+
+
+def margins(F: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """F_y(X) - max_{i != y} F_i(X), Theorem 4's training margin: (..., N, k) -> (..., N)."""
+    own = torch.nn.functional.one_hot(y, F.shape[-1]).bool().expand_as(F)
+    true = F.gather(-1, y.expand(F.shape[:-1])[..., None]).squeeze(-1)
+    return true - F.masked_fill(own, -torch.inf).amax(-1)
+
+
+def union_rates(
+    teacher: torch.Tensor, before: torch.Tensor, after: torch.Tensor, level: float = 0.5
+) -> dict[str, torch.Tensor]:
+    """Theorem 4's union, cell by cell. Each (class, view) cell of a student is in M_F (its own,
+    learned before phase two), M_G minus M_F (the teacher's only) or neither; a cell is learned
+    when its single-view accuracy (:func:`accuracy_by_view`) is at least ``level``. Returns, per
+    student, the fraction of the teacher-only cells and of the "neither" cells learned after
+    phase two (NaN where the set is empty), and the mean accuracy gain on each set. A union needs
+    the teacher-only rate clearly above the "neither" rate, which measures a generic push.
+
+    teacher (k, 2) or (1, k, 2); before, after (S, k, 2) -> {name: (S,)}."""
+    in_G, in_F = teacher >= level, before >= level
+    sets = {"teacher_only": in_G & ~in_F, "neither": ~in_G & ~in_F}
+    out = {}
+    for name, cells in sets.items():
+        cells = cells.expand_as(before)
+        n = cells.sum((-2, -1)).float()
+        learned = (after >= level) & cells
+        gain = torch.where(cells, after - before, torch.zeros_like(after))
+        out[f"{name}_learned"] = learned.sum((-2, -1)) / n.where(n > 0, torch.nan)
+        out[f"{name}_gain"] = gain.sum((-2, -1)) / n.where(n > 0, torch.nan)
+    return out
+
+
+# The metrics that are not fractions (every other metric ``reproduce`` returns lies in [0, 1]).
+MAGNITUDES = ("phi_max", "logit_max")
+
+
+def theorem4_bounds(F_train: torch.Tensor, y: torch.Tensor, Phi: torch.Tensor, tau: float):
+    """Theorem 4's first two conclusions, per model, as fractions (full version; the ICLR text
+    trains the student from scratch instead). Reads Omega(log k) as ln k and O~(1) as
+    1/tau^2 = log^4 k, the point where eq. (4.2) truncates a logit (beyond it eq. 4.3's push on
+    that logit no longer depends on the teacher).
+
+    F_train (K, N, k) on the training set Z, Phi (K, k, 2) -> {"train_margin": fraction of Z
+    with F_y >= max_{i != y} F_i + ln k, "phi_bounded": fraction of cells (i, l) with
+    Phi_{i,l} <= 1/tau^2, "phi_max": max Phi, "logit_max": max |F| on Z}, each (K,)."""
+    k = F_train.shape[-1]
+    return {
+        "train_margin": (margins(F_train, y) >= math.log(k)).float().mean(-1),
+        "phi_bounded": (Phi <= 1 / tau**2).flatten(1).float().mean(-1),
+        "phi_max": Phi.flatten(1).amax(-1),
+        "logit_max": F_train.abs().flatten(1).amax(-1),
+    }

@@ -338,3 +338,113 @@ def phase_two(real, continuation, data, mu: float) -> dict[str, float]:
         "growth": weight_growth(real.history),
         "largest logit": float(real.logits(data.train.X).max()),
     }
+
+
+# --- intervals in tables and sentences ----------------------------------------------------------
+
+
+def step_table(steps: pd.DataFrame, scale: float = 1.0, digits: int = 3) -> pd.DataFrame:
+    """A decomposition (``decomposition.steps``) for a forest plot and a rendered table: a
+    ``label`` per step ("confidence: flat − one-hot"), mean and interval times ``scale`` (100
+    for accuracy points), and ``interval`` as text with ``digits`` decimals."""
+    out = steps.copy()
+    out["label"] = [f"{r.step}: {r.to} − {r['from']}" for _, r in steps.iterrows()]
+    out[["mean", "lo", "hi"]] = out[["mean", "lo", "hi"]] * scale
+    return interval_columns(out, digits)
+
+
+def interval_table(named: dict, scale: float = 1.0, digits: int = 3) -> pd.DataFrame:
+    """{label: stats.Interval} -> one row per label with ``mean``, ``lo``, ``hi`` (times
+    ``scale``), ``n`` and ``interval`` as text with ``digits`` decimals: the rows of a forest
+    plot or a rendered table."""
+    rows = [
+        {
+            "label": name,
+            "mean": ci.mean * scale,
+            "lo": ci.lo * scale,
+            "hi": ci.hi * scale,
+            "n": ci.n,
+        }
+        for name, ci in named.items()
+    ]
+    return interval_columns(pd.DataFrame(rows), digits)
+
+
+def interval_columns(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Add ``interval`` ("+0.120 [+0.050, +0.190]") and ``sign`` (``sign_of``; "one value"
+    where a column ``n`` says 1) to a table with ``mean``, ``lo`` and ``hi``."""
+    df = df.copy()
+    f = f"+.{digits}f"
+    df["interval"] = [f"{r['mean']:{f}} [{r['lo']:{f}}, {r['hi']:{f}}]" for _, r in df.iterrows()]
+    df["sign"] = [
+        sign_of(r["lo"], r["hi"]) if r.get("n", 2) > 1 else "one value" for _, r in df.iterrows()
+    ]
+    return df
+
+
+def sign_of(lo: float, hi: float) -> str:
+    """Where a paired 95% interval lies: "above 0", "below 0" or "holds 0" (not resolved by
+    this run; whether it is *equivalent* to zero needs an equivalence test, not this)."""
+    return "above 0" if lo > 0 else "below 0" if hi < 0 else "holds 0"
+
+
+def figure8(ensemble_gain_singles, ensemble_gain_students) -> dict:
+    """Figure 8 of the paper read from paired intervals (stats.Interval): the gain of an
+    ensemble of single models over one of them against that of an ensemble of distilled
+    students over one student. The paper: the students' ensemble gains less. ``reading``:
+    "as the paper" when the students' gain is the smaller, "reversed" when it is the larger,
+    and ``resolved`` whether the two intervals are apart (else the run cannot tell)."""
+    a, b = ensemble_gain_singles, ensemble_gain_students
+    return {
+        "reading": "as the paper" if b.mean < a.mean else "reversed",
+        "resolved": b.hi < a.lo or a.hi < b.lo,
+        "singles": a,
+        "students": b,
+    }
+
+
+def regime_sweeps() -> dict[str, tuple[list[str], list]]:
+    """The shipped regime sweeps that chapter 8 maps and its appendix re-runs: {name: (grid,
+    claims)}, the grid (rows, columns) from ``regimes.GRIDS`` and the claims drawn on the
+    sweep's maps (KD and SD prefix the distillation claims where a map carries both)."""
+    from mvlib import regimes as rg
+
+    both = rg.ENSEMBLE_CLAIMS + rg.tagged(rg.KD_CLAIMS, "KD") + rg.tagged(rg.SD_CLAIMS, "SD")
+    claims = {
+        "regimes_kd": rg.ENSEMBLE_CLAIMS + rg.KD_CLAIMS,
+        "regimes_sd": rg.SD_CLAIMS,
+        "regimes_sd_k": rg.SD_CLAIMS,
+        "regimes_data": both,
+        "regimes_data_off04": both,  # the same at off_high = 0.4
+    }
+    return {name: (list(rg.GRIDS[name]), c) for name, c in claims.items()}
+
+
+def views_after(maps: dict, after: tuple[str, ...]) -> pd.DataFrame:
+    """Theorem 4's mechanism by behaviour (chapter 6). ``maps``: {seed: {model: learned-view map
+    (models, k, 2) bool}} holding "students before (own)" (S students), "teacher (member 0)"
+    (one model) and each phase-two target of ``after`` (the same S students afterwards). One
+    row per (seed, target, student): the fractions of the 2k (class, view) pairs the student
+    learned before ("own"), the teacher learned, their union, and the student learned after;
+    "union kept", the share of the union it holds after; "beyond union", the fraction it
+    holds after outside the union."""
+    rows = []
+    for seed, v in maps.items():
+        own, teacher = v["students before (own)"], v["teacher (member 0)"][0]
+        for name in after:
+            for s, (mine, later) in enumerate(zip(own, v[name])):
+                union = mine | teacher
+                rows.append(
+                    {
+                        "seed": seed,
+                        "student": s,
+                        "after": name,
+                        "own": mine.float().mean().item(),
+                        "teacher": teacher.float().mean().item(),
+                        "own or teacher": union.float().mean().item(),
+                        "learned after": later.float().mean().item(),
+                        "union kept": (later & union).sum().item() / max(union.sum().item(), 1),
+                        "beyond union": (later & ~union).float().mean().item(),
+                    }
+                )
+    return pd.DataFrame(rows)

@@ -42,11 +42,55 @@ _T975 = (
 )
 
 
-def t975(df: int) -> float:
-    """The 97.5% quantile of Student's t with ``df`` degrees of freedom (two-sided 95%)."""
+# One-sided t_{0.95, df}, df = 1..30: the two one-sided tests of equivalence (TOST) at 5% each.
+_T95 = (
+    6.314,
+    2.920,
+    2.353,
+    2.132,
+    2.015,
+    1.943,
+    1.895,
+    1.860,
+    1.833,
+    1.812,
+    1.796,
+    1.782,
+    1.771,
+    1.761,
+    1.753,
+    1.746,
+    1.740,
+    1.734,
+    1.729,
+    1.725,
+    1.721,
+    1.717,
+    1.714,
+    1.711,
+    1.708,
+    1.706,
+    1.703,
+    1.701,
+    1.699,
+    1.697,
+)
+
+
+def _quantile(table: tuple[float, ...], normal: float, df: int) -> float:
     if df < 1:
         raise ValueError(f"df must be an integer >= 1, got {df}")
-    return _T975[df - 1] if df <= len(_T975) else 1.96
+    return table[df - 1] if df <= len(table) else normal
+
+
+def t975(df: int) -> float:
+    """The 97.5% quantile of Student's t with ``df`` degrees of freedom (two-sided 95%)."""
+    return _quantile(_T975, 1.96, df)
+
+
+def t95(df: int) -> float:
+    """The 95% quantile of Student's t with ``df`` degrees of freedom (one-sided 95%)."""
+    return _quantile(_T95, 1.645, df)
 
 
 @dataclass(frozen=True)
@@ -86,6 +130,18 @@ def mean_ci(values, bounds: tuple[float, float] | None = None) -> Interval:
     half = t975(x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
     lo, hi = bounds or (-math.inf, math.inf)
     return Interval(m, max(m - half, lo), min(m + half, hi), int(x.size))
+
+
+def equivalence_interval(values) -> Interval:
+    """Mean and 90% t-interval of a 1-D sample: two one-sided tests at 5% (Schuirmann's TOST)
+    both reject "the mean is at least the margin away from 0" exactly when this interval lies
+    inside (-margin, margin)."""
+    x = np.asarray(values, dtype=float).ravel()
+    if x.size < 2 or not np.isfinite(x).all():
+        raise ValueError(f"equivalence_interval needs >= 2 finite values, got {x.tolist()}")
+    m = float(x.mean())
+    half = t95(x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    return Interval(m, m - half, m + half, int(x.size))
 
 
 def paired(a, b) -> Interval:

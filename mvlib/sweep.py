@@ -392,7 +392,8 @@ def load(path: str | Path):
 
 def summarise(df):
     """Per (grid point, method): the mean and 95% t-interval over seeds of every metric
-    (:func:`mvlib.stats.mean_ci`, cut to [0, 1]: every metric is a fraction). Grid columns are
+    (:func:`mvlib.stats.mean_ci`, cut to [0, 1] but for :data:`mvlib.metrics.MAGNITUDES`: every
+    other metric is a fraction). Grid columns are
     the parameters that vary in ``df``.
 
     Returns a DataFrame with the grid columns, ``method``, ``seeds`` (how many) and, for each
@@ -400,6 +401,7 @@ def summarise(df):
     """
     import pandas as pd
 
+    from mvlib.metrics import MAGNITUDES
     from mvlib.stats import FRACTION, mean_ci
 
     params = ["preset", *parameter_names(ExperimentConfig())]
@@ -411,7 +413,8 @@ def summarise(df):
         row["seeds"] = group["seed"].nunique()
         for m in metrics:
             values = group[m].dropna()
-            ci = mean_ci(values, FRACTION) if len(values) else None
+            bounds = None if m in MAGNITUDES else FRACTION
+            ci = mean_ci(values, bounds) if len(values) else None
             row[m], row[f"{m}_lo"], row[f"{m}_hi"] = (
                 (ci.mean, ci.lo, ci.hi) if ci else (float("nan"),) * 3
             )

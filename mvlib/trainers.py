@@ -26,6 +26,7 @@ from mvlib.config import (
 from mvlib.data import MultiViewData, features, sample
 from mvlib.metrics import accuracy, learned_views_behaviour, overall
 from mvlib.model import Linearised, Network, init_weights
+from mvlib.teachers import LOGIT
 from mvlib.train import History, gradient_descent
 
 
@@ -215,6 +216,16 @@ def train_linearised(
     """The NTK model around W0 (the networks' own initialisation) trained by the same GD."""
     model, eta, steps = _learner(cfg, W0, data, True)
     return fit(cfg, model, W0, data, losses.cross_entropy(data.train.y), eta, steps, progress)
+
+
+def teacher_link(cfg: ExperimentConfig, kd: str) -> losses.Link | None:
+    """The scores the distillation form ``kd`` reads of a teacher, through which the controls are
+    matched (:mod:`mvlib.teachers`); None when ``cfg.controls`` matches them in logits."""
+    if cfg.controls == LOGIT:
+        return None
+    if kd.startswith("eq43"):
+        return losses.eq42_link(cfg.tau, cfg.teacher_scale)
+    return losses.hinton_link(cfg.T)
 
 
 def distillation_loss(

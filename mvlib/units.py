@@ -22,8 +22,9 @@ import torch
 from mvlib import teachers
 from mvlib.cache import cached
 from mvlib.config import STREAM_MEMBERS, STREAM_PERMUTE, ExperimentConfig, rng
+from mvlib.metrics import accuracy_by_view, theorem4_bounds, union_rates
 from mvlib.model import Linearised, Network
-from mvlib.train import History
+from mvlib.train import History, feature_magnitude
 from mvlib.trainers import (
     Data,
     Trained,
@@ -31,6 +32,7 @@ from mvlib.trainers import (
     evaluate,
     initial,
     make_data,
+    teacher_link,
     train_average,
     train_ensemble,
     train_linearised,
@@ -75,7 +77,8 @@ class Unit:
     field counting its GD steps. ``methods``: what it yields, in the headline table's order;
     those in ``averaged`` are scored as their members' output average (eq. 4.1), the others
     member by member. ``train(cfg, seed)``: the cached trainer, a Run shared by every method or
-    ``{method: Run}``. ``linearised``: its runs are NTK models."""
+    ``{method: Run}``. ``linearised``: its runs are NTK models. ``extra(cfg, seed, data, runs)``:
+    metrics beyond :func:`mvlib.trainers.evaluate`'s, ``{method: {metric: (members,)}}``."""
 
     name: str
     fields: tuple[str, ...]
@@ -84,6 +87,7 @@ class Unit:
     train: Callable
     averaged: tuple[str, ...] = ()
     linearised: bool = False
+    extra: Callable | None = None
 
     def runs(self, cfg: ExperimentConfig, seed: int, data: Data) -> dict[str, Trained]:
         """The unit's trained models of ``seed`` by method, on the data's device (cached)."""
@@ -106,7 +110,9 @@ def unit_key(cfg: ExperimentConfig, name: str) -> ExperimentConfig:
     )
 
 
-def unit(name: str, fields: tuple, steps: str, methods: tuple, averaged=(), linearised=False):
+def unit(
+    name: str, fields: tuple, steps: str, methods: tuple, averaged=(), linearised=False, extra=None
+):
     """The decorator that declares its trainer ``fn(cfg, seed, ...)`` the unit ``name`` of
     :data:`UNITS` and returns it cached on disk under :func:`unit_key`, taking any config."""
 
@@ -117,7 +123,9 @@ def unit(name: str, fields: tuple, steps: str, methods: tuple, averaged=(), line
         def train(cfg, seed, *args):
             return stored(unit_key(cfg, name), seed, *args)
 
-        UNITS[name] = Unit(name, tuple(fields), steps, tuple(methods), train, averaged, linearised)
+        UNITS[name] = Unit(
+            name, tuple(fields), steps, tuple(methods), train, averaged, linearised, extra
+        )
         return train
 
     return register
@@ -142,10 +150,13 @@ def _runs(trained: dict[str, Trained]) -> dict[str, Run]:
     return {n: Run.of(t) for n, t in trained.items()}
 
 
-def _controls(names: tuple[str, ...], G: torch.Tensor, y: torch.Tensor, seed: int) -> dict:
-    """The real teacher G (N, k) and its three controls (:func:`mvlib.teachers.targets`), named
-    by ``names``."""
-    return dict(zip(names, teachers.targets(G, y, rng(seed, STREAM_PERMUTE)).values()))
+def _controls(
+    cfg: ExperimentConfig, names: tuple[str, ...], G: torch.Tensor, y: torch.Tensor, seed: int, kd
+) -> dict:
+    """The real teacher G (N, k) and its three controls (:func:`mvlib.teachers.targets`), matched
+    as ``cfg.controls`` says for the distillation form ``kd``, named by ``names``."""
+    link = teacher_link(cfg, kd)
+    return dict(zip(names, teachers.targets(G, y, rng(seed, STREAM_PERMUTE), link=link).values()))
 
 
 def _check_self_distill(cfg):
@@ -156,6 +167,28 @@ def _check_self_distill(cfg):
         )
 
 
+def _theorem4(cfg, seed, data: Data, runs: dict[str, Trained]) -> dict[str, dict]:
+    """Theorem 4's conclusions beyond accuracy, per phase-two run (full version): its training
+    margin and Phi against stated levels (:func:`mvlib.metrics.theorem4_bounds`) and the union,
+    cell by cell, against member 0 (the teacher) and the students before phase two (members
+    1..students; :func:`mvlib.metrics.union_rates`)."""
+    team, single = members(cfg, seed, data), data.test_single
+    teacher, before = (
+        accuracy_by_view(t.logits(single.X), single)
+        for t in (team.select(slice(0, 1)), team.select(slice(1, cfg.students + 1)))
+    )
+    out = {}
+    for m, t in runs.items():
+        Phi = feature_magnitude(t.W, data.V)
+        union = union_rates(teacher, before, accuracy_by_view(t.logits(single.X), single))
+        out[m] = {
+            **theorem4_bounds(t.logits(data.train.X), data.train.y, Phi, cfg.tau),
+            "union_teacher_only": union["teacher_only_learned"],
+            "union_neither": union["neither_learned"],
+        }
+    return out
+
+
 # ----------------------------------------------------------------------------- the table
 
 
@@ -164,20 +197,31 @@ def _members_unit(cfg, seed):
     return Run.of(train_ensemble(cfg, make_data(cfg, seed), seed))
 
 
-@unit("distill", TRAIN + KD, "steps", DISTILL)
+@unit("distill", TRAIN + KD + ("controls",), "steps", DISTILL)
 def _distill_unit(cfg, seed):
     data = make_data(cfg, seed)
     G = members(cfg, seed, data).logits(data.train.X).mean(0)
-    return _runs(train_students(cfg, data, _controls(DISTILL, G, data.train.y, seed), seed))
+    return _runs(
+        train_students(cfg, data, _controls(cfg, DISTILL, G, data.train.y, seed, cfg.kd), seed)
+    )
 
 
-@unit("self_distill", TRAIN + KD + ("sd_kd", "sd_steps"), "sd_steps", SD_TARGETS)
+@unit(
+    "self_distill",
+    TRAIN + KD + ("controls", "sd_kd", "sd_steps"),
+    "sd_steps",
+    SD_TARGETS,
+    extra=_theorem4,
+)
 def _self_distill_unit(cfg, seed, targets=SD_TARGETS):
     _check_self_distill(cfg)
     data = make_data(cfg, seed)
     team = members(cfg, seed, data)
     G = team.logits(data.train.X)[0]
-    every = {**_controls(SD_TARGETS[:4], G, data.train.y, seed), "self_distill_continue": None}
+    every = {
+        **_controls(cfg, SD_TARGETS[:4], G, data.train.y, seed, cfg.sd_kd),
+        "self_distill_continue": None,
+    }
     students = team.W[1 : cfg.students + 1]
     return _runs(continue_students(cfg, data, students, {n: every[n] for n in targets}))
 
@@ -228,11 +272,11 @@ def _ntk_average_unit(cfg, seed):
     return Run.of(train_average(cfg, make_data(cfg, seed), seed, linearised=True))
 
 
-@unit("ntk_distill", NTK + KD, "ntk_steps", NTK_DISTILL, linearised=True)
+@unit("ntk_distill", NTK + KD + ("controls",), "ntk_steps", NTK_DISTILL, linearised=True)
 def _ntk_distill_unit(cfg, seed):
     data = make_data(cfg, seed)
     G = ntk_members(cfg, seed, data).logits(data.train.X).mean(0)
-    targets = _controls(NTK_DISTILL, G, data.train.y, seed)
+    targets = _controls(cfg, NTK_DISTILL, G, data.train.y, seed, cfg.kd)
     return _runs(train_students(cfg, data, targets, seed, linearised=True))
 
 
@@ -347,8 +391,17 @@ def reproduce(
     for u in UNITS.values():
         if u.name not in needed:
             continue
-        for m, trained in u.runs(cfg, seed, data).items():
+        runs = u.runs(cfg, seed, data)
+        for m, trained in runs.items():
             res[m] = evaluate(trained, data, cfg.data.mu, ensemble=m in u.averaged)
+        for m, extra in (u.extra(cfg, seed, data, runs) if u.extra else {}).items():
+            res[m].update(extra)
         if progress is not None:
             progress(getattr(cfg, u.steps))
-    return {m: {key: float(v.mean()) for key, v in res[m].items()} for m in methods}
+    return {m: {key: _mean(v) for key, v in res[m].items()} for m in methods}
+
+
+def _mean(v: torch.Tensor) -> float:
+    """The members' mean; a union rate is NaN for a student with no cell in its set, and then the
+    others' mean stands."""
+    return float(v.nanmean() if v.isnan().any() else v.mean())

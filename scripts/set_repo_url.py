@@ -3,7 +3,7 @@
 The URL lives in one place, ``repository.url`` in ``_config.yml`` (Jupyter Book derives the
 launch buttons from it). Copies that Jupyter Book cannot fill in are rewritten here:
 
-- each notebook's Colab install cell (the pip line ``mvlib[book] @ git+URL``), touching only
+- each notebook's Colab install cell (the pip line ``mvlib[notebook] @ git+URL``), touching only
   that cell's source;
 - ``book/intro.md`` (its install cell and ``git clone`` line) and ``README.md``: every
   ``git+URL``, ``git clone URL``, Colab ``/github/OWNER/REPO`` link and Pages address.

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The README's test command: lint and format, the strict book build (which executes every chapter
 # at the ci preset: a failing cell, e.g. a chapter's check, fails it) with the unit tests beside
-# it, then the checks of the rendered site. Each chapter runs once, one per core; trained results
-# are shared through the cache (mvlib.cache), which trains each once. One chapter alone, for
-# development:
+# it, the checks of the rendered site, then every chapter again as a Colab reader runs it
+# (scripts/colab.py: Colab's package versions, mvlib installed by the chapters' first cell, which
+# must replace none of them). Each chapter trains once, one per core; trained results are shared
+# through the cache (mvlib.cache), which trains each once, so the Colab-like run reads them. One
+# chapter alone, for development:
 #   MVLIB_PRESET=ci python -m pytest --nbval-lax --nbval-current-env book/05_distillation.ipynb
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,4 +27,11 @@ unit=0
 wait "$tests" || unit=$?
 cat _build/unit-tests.log
 python -m pytest tests/test_site.py
-[ "$build" = 0 ] && [ "$unit" = 0 ]
+# After a failed build the result cache is not warm: the Colab-like run would train cold.
+colab=0
+if [ "$build" = 0 ]; then
+    python scripts/colab.py || colab=$?
+else
+    echo "scripts/colab.py: skipped, the book build failed"
+fi
+[ "$build" = 0 ] && [ "$unit" = 0 ] && [ "$colab" = 0 ]

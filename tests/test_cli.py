@@ -8,6 +8,8 @@ import pytest
 
 from mvlib.__main__ import COLUMNS, columns, main, summarise
 from mvlib.experiments import METHODS
+from mvlib.metrics import MAGNITUDES
+from mvlib.units import method_unit
 
 TINY = [
     "--set",
@@ -59,10 +61,18 @@ def test_reproduce_writes_stable_json(tmp_path, capsys):
     assert doc["preset"] == "ci" and doc["seeds"] == [5, 6]
     assert doc["config"]["k"] == 4 and doc["config"]["N"] == 60
     assert list(doc["results"]) == list(METHODS)
-    for row in doc["results"].values():
+    common = list(doc["results"]["single"])
+    for method, row in doc["results"].items():
         assert tuple(row)[: len(COLUMNS)] == COLUMNS  # then any further metric
-        assert list(row) == list(next(iter(doc["results"].values())))
-        assert all(len(v) == 2 and all(0.0 <= x <= 1.0 for x in v) for v in row.values())
+        # self-distillation's runs add Theorem 4's conclusions to the metrics every method has
+        extra = [c for c in row if c not in common]
+        assert list(row)[: len(common)] == common
+        assert bool(extra) == (method_unit(method) == "self_distill"), (method, extra)
+        for c, v in row.items():
+            assert len(v) == 2
+            fractions = [x for x in v if x is not None and c not in MAGNITUDES]
+            assert all(0.0 <= x <= 1.0 for x in fractions), (method, c, v)
+            assert c.startswith("union_") or None not in v  # only a union rate can be empty
     table = capsys.readouterr().out
     assert all(m in table for m in METHODS) and "±" in table
     assert all(c in table.splitlines()[0] for c in doc["results"]["single"])
@@ -144,9 +154,10 @@ def test_claims_are_paired_intervals_over_seeds():
     dk = rows["dark knowledge: real - permuted"]
     assert not dk["holds"] and dk["lo"] < 0 < dk["hi"]
     assert "self-distillation >= 3/4" not in rows  # its methods did not run
-    assert "does not hold" in claims_table(list(rows.values()))
+    assert "not resolved" in claims_table(list(rows.values()))
     one = claims({m: {"single_view": v["single_view"][:1]} for m, v in results.items()})
-    assert not any(r["holds"] for r in one) and "1 seed" in claims_table(one)
+    assert not any(r["holds"] for r in one)
+    assert {r["verdict"] for r in one} == {"not resolved"} and "1 seed" in claims_table(one)
 
 
 def test_training_that_goes_wrong_is_a_message_not_a_traceback(capsys):

@@ -7,7 +7,15 @@ import torch
 from _mvhelpers import assert_close
 
 from mvlib.data import MultiViewData
-from mvlib.metrics import accuracy, accuracy_by_strong_view, learned_views, overall
+from mvlib.metrics import (
+    accuracy,
+    accuracy_by_strong_view,
+    learned_views,
+    margins,
+    overall,
+    theorem4_bounds,
+    union_rates,
+)
 
 
 def test_learned_views_hand_made():
@@ -99,3 +107,36 @@ def test_accuracy_by_strong_view_empty_group_is_zero():
     known, unknown = accuracy_by_strong_view(F, data, learned)
     assert_close(known, torch.tensor([1.0]))
     assert_close(unknown, torch.tensor([0.0]))  # no samples: 0, not NaN
+
+
+def test_margins_hand_made():
+    F = torch.tensor([[3.0, 1.0, 2.5], [0.0, 2.0, 5.0]])
+    assert_close(margins(F, torch.tensor([0, 1])), torch.tensor([0.5, -3.0]))
+
+
+def test_union_rates_split_cells_by_teacher_and_student():
+    # one student, k = 2 classes x 2 views: the teacher knows (0,0), (1,1); the student (0,0)
+    teacher = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
+    before = torch.tensor([[[0.95, 0.2], [0.1, 0.3]]])
+    # after: the teacher-only cell (1,1) is learned, of the two "neither" cells one is learned
+    after = torch.tensor([[[0.97, 0.6], [0.1, 0.9]]])
+    r = union_rates(teacher, before, after)
+    assert_close(r["teacher_only_learned"], torch.tensor([1.0]))
+    assert_close(r["neither_learned"], torch.tensor([0.5]))
+    assert_close(r["teacher_only_gain"], torch.tensor([0.6]))
+    assert_close(r["neither_gain"], torch.tensor([(0.4 + 0.0) / 2]))
+    # a student that already knows every cell the teacher knows has no teacher-only cells
+    r = union_rates(teacher, teacher[None], after)
+    assert torch.isnan(r["teacher_only_learned"]).all()
+
+
+def test_theorem4_bounds_read_margin_and_phi_against_stated_levels():
+    tau = 0.5  # k = 4: ln 4 = 1.386; 1 / tau^2 = 4
+    F = torch.tensor([[[3.0, 1.0, 0.0, 0.0], [0.0, 2.0, 1.0, 0.0]]])  # margins 2.0 and 1.0
+    y = torch.tensor([0, 1])
+    Phi = torch.tensor([[[3.0, 5.0], [1.0, 0.5], [4.0, 0.1], [0.0, 2.0]]])
+    b = theorem4_bounds(F, y, Phi, tau)
+    assert_close(b["train_margin"], torch.tensor([0.5]))
+    assert_close(b["phi_bounded"], torch.tensor([7 / 8]))  # 4.0 is at the bound, 5.0 past it
+    assert_close(b["phi_max"], torch.tensor([5.0]))
+    assert_close(b["logit_max"], torch.tensor([3.0]))

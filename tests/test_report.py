@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 import torch
 from _mvhelpers import gen, tiny_data_config
@@ -165,3 +166,70 @@ def test_weight_growth_is_last_over_first_largest_norm():
 
     norms = torch.tensor([[1.0, 2.0], [3.0, 1.0], [5.0, 8.0]])  # (records, members)
     assert report.weight_growth(SimpleNamespace(weight_norm=norms)) == pytest.approx(4.0)
+
+
+def test_interval_tables_and_signs():
+    from mvlib.stats import Interval
+
+    t = report.interval_table(
+        {"up": Interval(0.1, 0.05, 0.2, 4), "flat": Interval(0, -0.1, 0.1, 4)}, 100
+    )
+    assert list(t.label) == ["up", "flat"] and t["mean"].tolist() == [10.0, 0.0]
+    assert t.interval[0] == "+10.000 [+5.000, +20.000]"
+    assert t.sign.tolist() == ["above 0", "holds 0"]
+    assert report.interval_table({"up": Interval(0.1, 0.05, 0.2, 4)}, 100, 2).interval[0] == (
+        "+10.00 [+5.00, +20.00]"
+    )
+    assert report.sign_of(-0.3, -0.1) == "below 0"
+    one = report.interval_table({"seed 0": Interval(0.2, 0.2, 0.2, 1)})
+    assert one.sign[0] == "one value"  # a single value is no interval
+
+
+def test_step_table_labels_each_step_from_its_controls():
+    steps = pd.DataFrame(
+        [
+            {
+                "step": "confidence",
+                "from": "one-hot",
+                "to": "flat",
+                "mean": 0.01,
+                "lo": -0.01,
+                "hi": 0.03,
+                "n": 5,
+            }
+        ]
+    )
+    t = report.step_table(steps, 100)
+    assert t.label[0] == "confidence: flat − one-hot" and t["hi"][0] == 3.0
+
+
+def test_figure8_reads_a_reversed_figure_as_reversed():
+    from mvlib.stats import Interval
+
+    paper = report.figure8(Interval(3, 2, 4, 5), Interval(0.5, 0, 1, 5))
+    assert paper["reading"] == "as the paper" and paper["resolved"]
+    flipped = report.figure8(Interval(2.02, 1, 3, 5), Interval(3.51, 2.5, 4.5, 5))
+    assert flipped["reading"] == "reversed" and not flipped["resolved"]
+
+
+def test_regime_sweeps_name_shipped_sweeps_with_their_grids_and_claims():
+    from mvlib import regimes as rg
+
+    sweeps = report.regime_sweeps()
+    assert set(sweeps) <= set(rg.GRIDS)
+    for name, (grid, claims) in sweeps.items():
+        frame = rg.shipped(name)
+        assert set(grid) <= set(frame.columns), (name, grid)
+        table = rg.claim_table(frame, claims, grid)
+        assert len(table) == len(claims) * frame.groupby(grid).ngroups, name
+
+
+def test_views_after_counts_the_union_kept_and_what_lies_beyond_it():
+    own = torch.tensor([[[True, False], [False, False]]])  # (S=1, k=2, 2): views (0, 0)
+    teacher = torch.tensor([[[False, False], [True, False]]])  # view (1, 0)
+    later = torch.tensor([[[True, False], [False, True]]])  # kept (0, 0), lost (1, 0), new (1, 1)
+    maps = {0: {"students before (own)": own, "teacher (member 0)": teacher, "sd": later}}
+    row = report.views_after(maps, ("sd",)).iloc[0]
+    assert (row.own, row.teacher, row["own or teacher"]) == (0.25, 0.25, 0.5)
+    assert row["learned after"] == 0.5 and row["union kept"] == 0.5
+    assert row["beyond union"] == 0.25 and row.after == "sd" and row.student == 0

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from mvlib import provenance
 from mvlib import sweep as sw
 from mvlib.__main__ import main
 
@@ -334,3 +335,19 @@ def test_summarise_reads_a_real_sweep(tmp_path):
     assert len(s) == 2 * len(METHODS) and (s.seeds == 2).all()
     got = s.set_index(["k", "method"]).loc[(5, "single"), "overall"]
     assert got == pytest.approx(df[(df.k == 5) & (df.method == "single")].overall.mean())
+
+
+def test_recompute_checks_a_cell_on_the_columns_the_csv_has(tmp_path):
+    out = tmp_path / "sd.csv"
+    methods = "single,self_distill,self_distill_continue"
+    assert main(command(out, "serial", "--seeds", "1", "--methods", methods)) == 0
+    assert provenance.recompute(out, 0)
+    # a CSV written before a parameter (controls) and a metric (train_margin) existed
+    old = pd.read_csv(out, dtype=str, keep_default_na=False).drop(
+        columns=["controls", "train_margin"]
+    )
+    old.to_csv(out, index=False)
+    assert provenance.recompute(out, 0)
+    old.loc[old.method == "single", "single_view"] = "0.5"  # a number this code does not compute
+    old.to_csv(out, index=False)
+    assert not provenance.recompute(out, 0)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from _mvhelpers import assert_close, gen
 
-from mvlib import stats, teachers
+from mvlib import losses, stats, teachers
 
 
 @pytest.fixture
@@ -97,3 +97,79 @@ def test_paired_and_one_value():
     with pytest.raises(ValueError, match="finite"):
         stats.mean_ci([float("nan")])
     assert f"{ci:.2f}".startswith("0.20 [")
+
+
+# ----- the instrument: controls matched in the probability each loss reads, derangements
+
+LINKS = {
+    "hinton T=8": losses.hinton_link(8.0),
+    "eq. 4.2, tau=0.19, x3": losses.eq42_link(0.19, 3.0),  # truncates most true-class logits
+    "eq. 4.2, tau=0.09": losses.eq42_link(0.09),
+}
+
+
+@pytest.fixture
+def teacher():
+    """Ensemble-like logits: a large true-class logit (10-16) over spread off-class ones."""
+    g = gen(3)
+    y = torch.randint(10, (400,), generator=g)
+    G = torch.randn(400, 10, generator=g) * 1.5
+    G[torch.arange(400), y] = 10 + 6 * torch.rand(400, generator=g)
+    return G, y
+
+
+def _p_true(link, G, y):
+    return torch.softmax(link(G), -1).gather(-1, y[..., None]).squeeze(-1)
+
+
+@pytest.mark.parametrize("form", LINKS)
+def test_flat_matches_each_samples_true_class_probability(teacher, form):
+    G, y = teacher
+    link = LINKS[form]
+    H = teachers.flat(G, y, link)
+    assert (_p_true(link, H, y) - _p_true(link, G, y)).abs().max() < 1e-4
+    assert _off(link(H), y).std(-1).max() < 1e-4  # no off-class spread left
+    # the logit-matched flat teacher is more confident than the real one (Jensen)
+    assert (_p_true(link, teachers.flat(G, y), y) > _p_true(link, G, y) + 1e-4).float().mean() > 0.5
+
+
+@pytest.mark.parametrize("form", LINKS)
+def test_onehot_matches_the_mean_true_class_probability(teacher, form):
+    G, y = teacher
+    link = LINKS[form]
+    p = _p_true(link, teachers.onehot(G, y, link), y)
+    assert (p - _p_true(link, G, y).mean()).abs().max() < 1e-4  # every sample at the mean
+    assert (link(teachers.onehot(G, y, link)) <= link.top + 1e-6).all()
+
+
+def test_derangements_have_no_fixed_point_and_differ_by_row():
+    perm = teachers.derangements(2000, 9, gen(4))
+    assert (perm != torch.arange(9)).all()
+    assert torch.equal(perm.sort(-1).values, torch.arange(9).expand(2000, 9))
+    assert len({tuple(r) for r in perm.tolist()}) > 1900  # 9! / e = 133,496 derangements
+    assert torch.equal(perm, teachers.derangements(2000, 9, gen(4)))
+    with pytest.raises(ValueError, match="fixed point"):
+        teachers.derangements(3, 1, gen(4))
+
+
+def test_deranged_permuted_moves_every_off_class_value_of_every_sample(teacher):
+    G, y = teacher
+    H = teachers.permuted(G, y, gen(5), derange=True)
+    own = torch.nn.functional.one_hot(y, 10).bool()
+    assert torch.equal(H[own], G[own])
+    assert torch.equal(_off(H, y).sort(-1).values, _off(G, y).sort(-1).values)
+    assert (_off(H, y) != _off(G, y)).all()  # no off-class value in place, in any sample
+    # the samples' permutations are independent: positions' sources differ across samples
+    src = (_off(H, y)[..., None] == _off(G, y)[..., None, :]).float().argmax(-1)
+    assert len({tuple(r) for r in src.tolist()}) > 300
+    # matched in probability, a permutation changes nothing the loss sees of the true class
+    for link in LINKS.values():
+        assert (_p_true(link, H, y) - _p_true(link, G, y)).abs().max() < 1e-5
+
+
+def test_targets_with_a_link_build_the_matched_controls(teacher):
+    G, y = teacher
+    link = LINKS["hinton T=8"]
+    t = teachers.targets(G, y, gen(6), link=link)
+    assert torch.equal(t["_control"], teachers.flat(G, y, link))
+    assert torch.equal(t["_permuted"], teachers.permuted(G, y, gen(6), derange=True))
