@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from mvlib import plots  # noqa: E402
+from mvlib import evidence, plots  # noqa: E402
 
 
 def test_forest_draws_one_interval_per_row_top_down_with_zero_marked():
@@ -21,7 +21,7 @@ def test_forest_draws_one_interval_per_row_top_down_with_zero_marked():
             "hi": [0.15, 0.06, -0.2],
         }
     )
-    ax = plots.forest(rows)
+    ax = evidence.forest(rows)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
     assert list(ax.get_yticks()) == [2, 1, 0]  # the first row on top
     bars = [ln for ln in ax.lines if len(ln.get_xdata()) == 2 and ln.get_linestyle() == "-"]
@@ -33,7 +33,7 @@ def test_forest_draws_one_interval_per_row_top_down_with_zero_marked():
     assert colours[(-0.1, 0.06)] != colours[(0.05, 0.15)] == colours[(-0.4, -0.2)]
     plt.close("all")
     # a single value (n = 1) is drawn as unresolved, whatever its sign
-    ax = plots.forest(rows.assign(n=[1, 5, 5]))
+    ax = evidence.forest(rows.assign(n=[1, 5, 5]))
     first = next(b for b in ax.lines if tuple(b.get_xdata()) == (0.05, 0.15))
     assert matplotlib.colors.to_hex(first.get_color()) == colours[(-0.1, 0.06)]
     plt.close("all")
@@ -49,7 +49,7 @@ def test_width_curve_draws_the_band_the_curve_and_each_joint_model_at_Km():
         }
     )
     singles = pd.DataFrame({"width": [3, 3, 6, 30], "single_view": [0.55, 0.65, 0.62, 0.8]})
-    ax = plots.width_curve(curve, singles, {"sum": [0.8], "ensemble": [0.95, 0.96]}, 3, 10, 10)
+    ax = evidence.width_curve(curve, singles, {"sum": [0.8], "ensemble": [0.95, 0.96]}, 3, 10, 10)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert {"sum", "ensemble", "M = k"} <= set(labels)
     ens = next(ln for ln in ax.lines if ln.get_label() == "ensemble")
@@ -73,7 +73,7 @@ def test_kscaling_marks_theorem1_and_the_longer_runs_apart():
             }
         )
 
-    left, right = plots.kscaling(table(0), table(0.1), base=600)
+    left, right = evidence.kscaling(table(0), table(0.1), base=600)
     labels = [t.get_text() for t in left.get_legend().get_texts()]
     assert "single model" in labels and "single model, 1200 steps" in labels
     assert "Theorem 1: 1/2" in labels
