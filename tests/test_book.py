@@ -117,3 +117,20 @@ def test_a_misreading_of_the_paper_does_not_come_back(page):
 def test_the_paper_is_stated_as_it_is_written(page):
     for phrase in STATED[page]:
         assert phrase in _folded(page), f"{page}: {phrase!r} missing"
+
+
+def _generated_prose() -> list[tuple[str, str]]:
+    """(page, source) of every code cell that renders prose with ``Markdown(...)``."""
+    out = []
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        for c in json.loads(path.read_text())["cells"]:
+            src = c["source"] if isinstance(c["source"], str) else "".join(c["source"])
+            if c["cell_type"] == "code" and "Markdown(" in src:
+                out.append((path.stem, src))
+    return out
+
+
+def test_generated_prose_writes_no_dollar_math():
+    # myst-nb leaves dollar math in a Markdown output unparsed: the page would show "$k$"
+    found = [page for page, src in _generated_prose() if re.search(r"\$[^$\s{][^$]*\$", src)]
+    assert _generated_prose() and not found, found
