@@ -1,13 +1,16 @@
 """Real images for the paper's Figures 6 and 8: the configuration, its presets and the data.
 
-- data: scikit-learn's bundled 8x8 ``digits`` (no download; CPU and CI) or ``cifar10``
-  (torchvision's copy, read from :func:`data_dir`; fetched once by the user, never by mvlib).
+- data: scikit-learn's bundled 8x8 ``digits`` (no download; CPU and CI), ``fashion_mnist``
+  (its four IDX files, from :func:`data_dir`, Debian's ``dataset-fashion-mnist`` or a
+  torchvision ``raw/`` folder) or ``cifar10`` (torchvision's copy, read from :func:`data_dir`);
+  mvlib never downloads: the user fetches a data set once.
 
 :mod:`mvlib.images` trains and evaluates the table's methods on them.
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -18,7 +21,7 @@ from torch import nn
 from mvlib._validate import check_range
 from mvlib.config import default_device, lookup, rng
 
-DATASETS = ("digits", "cifar10")
+DATASETS = ("digits", "fashion_mnist", "cifar10")
 ARCHS = ("cnn", "resnet")
 METHODS = (
     "single",
@@ -170,6 +173,74 @@ def data_dir() -> Path:
     return Path(os.environ.get("MVLIB_DATA") or "~/.cache/mvlib-data").expanduser()
 
 
+# Fashion-MNIST (Xiao et al. 2017): its four IDX files, as Debian and torchvision keep them.
+FASHION_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+_FETCH_FASHION = (
+    "mvlib does not download at run time; install it once: apt-get install "
+    "dataset-fashion-mnist (Debian), or put torchvision's FashionMNIST raw/ files in "
+    "MVLIB_DATA/FashionMNIST/raw"
+)
+
+
+def fashion_dirs(root: Path) -> list[Path]:
+    """Where the Fashion-MNIST files are looked for, in order: ``root`` (MVLIB_DATA) itself,
+    torchvision's layout under it, then Debian's package folder."""
+    return [root, root / "FashionMNIST" / "raw", DEBIAN_FASHION]
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX file of unsigned bytes (LeCun's MNIST format; gzipped or not) as a uint8 tensor of
+    its recorded shape. A file that is not IDX, or shorter than its header says, is refused."""
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    body = raw[4 + 4 * ndim :]
+    size = 1
+    for n in dims:
+        size *= n
+    if len(dims) != ndim or len(body) != size:
+        raise ValueError(
+            f"{path} is truncated or corrupt: its header says {dims} ({size} bytes), "
+            f"it holds {len(body)}"
+        )
+    return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(dims)
+
+
+def _fashion_mnist(root: Path):
+    """Fashion-MNIST's 60,000 training and 10,000 test images (1 x 28 x 28, scaled to [0, 1])
+    and labels, from the first of :func:`fashion_dirs` that holds all four files."""
+    for folder in fashion_dirs(root):
+        found = [_idx_file(folder, name) for name in FASHION_FILES]
+        if all(found):
+            try:
+                Xtr, ytr, Xte, yte = (read_idx(f) for f in found)
+            except ValueError as e:
+                raise ValueError(
+                    f"dataset='fashion_mnist' in {folder}: {e}. {_FETCH_FASHION}"
+                ) from None
+            img = lambda X: X.float().unsqueeze(1) / 255.0  # noqa: E731
+            return img(Xtr), ytr.long(), img(Xte), yte.long()
+    where = ", ".join(str(f) for f in fashion_dirs(root))
+    raise FileNotFoundError(
+        f"dataset='fashion_mnist': its four IDX files are in none of {where}. {_FETCH_FASHION}"
+    )
+
+
+def _idx_file(folder: Path, name: str) -> Path | None:
+    for path in (folder / f"{name}.gz", folder / name):
+        if path.is_file():
+            return path
+    return None
+
+
 def _cifar10(root: Path):
     """CIFAR-10's train and test sets as tensors, read from ``root``: mvlib never downloads,
     the user fetches the data once (the error says how)."""
@@ -213,6 +284,8 @@ def load(cfg: ImageConfig, seed: int, device=None) -> ImageData:
     training subset's mean and standard deviation (so an occluded patch of 0 is the mean)."""
     if cfg.dataset == "digits":
         Xtr, ytr, Xte, yte = _digits()
+    elif cfg.dataset == "fashion_mnist":
+        Xtr, ytr, Xte, yte = _fashion_mnist(data_dir())
     else:
         Xtr, ytr, Xte, yte = _cifar10(data_dir())
     keep = subsample(ytr, cfg.n_per_class, rng(seed, STREAM_SPLIT))

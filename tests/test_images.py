@@ -237,3 +237,69 @@ def test_trained_is_train_all_read_from_the_cache(tmp_path, monkeypatch, tiny_da
     for seed, cfg in ((1, TINY), (0, replace(TINY, steps=5))):
         with pytest.raises(RuntimeError, match="trained again"):
             im.trained(cfg, seed, data)
+
+
+# ----- Fashion-MNIST: four IDX files, never downloaded
+
+
+def _write_idx(path: Path, array: torch.Tensor, gz: bool):
+    import gzip
+
+    head = bytes([0, 0, 8, array.dim()]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
+    data = head + array.to(torch.uint8).numpy().tobytes()
+    (gzip.open if gz else open)(path.with_name(path.name + (".gz" if gz else "")), "wb").write(data)
+
+
+def _fashion_standin(folder: Path, n: int = 40, truncate: bool = False):
+    """Four small IDX files (images gzipped, labels raw) of n 28x28 images, 10 classes."""
+    g = torch.Generator().manual_seed(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, size in (("train", n), ("t10k", n // 2)):
+        images = torch.randint(0, 256, (size, 28, 28), generator=g)
+        _write_idx(folder / f"{split}-images-idx3-ubyte", images, gz=True)
+        _write_idx(folder / f"{split}-labels-idx1-ubyte", torch.arange(size) % 10, gz=False)
+    if truncate:
+        labels = folder / "t10k-labels-idx1-ubyte"
+        labels.write_bytes(labels.read_bytes()[:-3])
+
+
+@pytest.fixture
+def no_debian(monkeypatch, tmp_path):
+    """MVLIB_DATA in a fresh folder, and Debian's package folder out of sight."""
+    from mvlib import image_data
+
+    monkeypatch.setattr(image_data, "DEBIAN_FASHION", tmp_path / "no-debian")
+    monkeypatch.setenv("MVLIB_DATA", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+@pytest.mark.parametrize("layout", [(), ("FashionMNIST", "raw")])
+def test_fashion_mnist_reads_idx_files_from_mvlib_data(no_debian, layout):
+    _fashion_standin(no_debian.joinpath(*layout))
+    cfg = replace(TINY, dataset="fashion_mnist", n_per_class=2)
+    d = im.load(cfg, 0, CPU)
+    assert d.X_train.shape == (20, 1, 28, 28) and d.X_test.shape == (20, 1, 28, 28)
+    assert d.k == 10 and sorted(d.y_test.tolist()) == sorted(list(range(10)) * 2)
+    run = im.train_all(cfg, d, 0)  # the image chapter's code runs on it end to end
+    assert set(im.table(cfg, run, d)) >= {"single", "ensemble", "distill"}
+
+
+def test_fashion_mnist_missing_or_truncated_says_where_and_how_to_get_it(no_debian):
+    cfg = replace(TINY, dataset="fashion_mnist")
+    with pytest.raises(FileNotFoundError) as e:
+        im.load(cfg, 0, CPU)
+    assert str(no_debian) in str(e.value) and "apt-get install dataset-fashion-mnist" in str(
+        e.value
+    )
+    _fashion_standin(no_debian, truncate=True)
+    with pytest.raises(ValueError, match="truncated or corrupt") as e:
+        im.load(cfg, 0, CPU)
+    assert str(no_debian) in str(e.value) and "dataset-fashion-mnist" in str(e.value)
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="no package")
+def test_fashion_mnist_from_the_debian_package(monkeypatch, tmp_path):
+    monkeypatch.setenv("MVLIB_DATA", str(tmp_path))  # empty: the package's folder is read
+    d = im.load(replace(TINY, dataset="fashion_mnist", n_per_class=1), 0, CPU)
+    assert d.X_train.shape == (10, 1, 28, 28) and d.X_test.shape == (10000, 1, 28, 28)
+    assert torch.bincount(d.y_test).tolist() == [1000] * 10
