@@ -81,8 +81,9 @@ def onehot(G: torch.Tensor, y: torch.Tensor, link: Link | None = None) -> torch.
         hi = lo + margin(G, y).mean(-1)[..., None, None]
         return torch.where(_own(G, y), hi.expand_as(G), lo.expand_as(G))
     u = link(G)
-    p = torch.softmax(u, -1).gather(-1, y.expand(G.shape[:-1])[..., None]).mean(-2, keepdim=True)
-    gap = torch.log(p * (G.shape[-1] - 1) / (1 - p))  # true minus off score at probability p
+    p = torch.softmax(u.double(), -1).gather(-1, y.expand(G.shape[:-1])[..., None])
+    p = p.mean(-2, keepdim=True).clamp(1e-12, 1 - 1e-12)  # a certain teacher: a finite gap
+    gap = torch.log(p * (G.shape[-1] - 1) / (1 - p)).to(G.dtype)  # true minus off score at p
     lo = torch.minimum(_off_scores(u, y).mean(-2, keepdim=True), link.top - gap)
     return torch.where(_own(G, y), link.inverse(lo + gap), link.inverse(lo))
 

@@ -398,10 +398,10 @@ def reproduce(
             res[m].update(extra)
         if progress is not None:
             progress(getattr(cfg, u.steps))
-    return {m: {key: _mean(v) for key, v in res[m].items()} for m in methods}
+    return {m: {key: _mean(key, v) for key, v in res[m].items()} for m in methods}
 
 
-def _mean(v: torch.Tensor) -> float:
+def _mean(key: str, v: torch.Tensor) -> float:
     """The members' mean; a union rate is NaN for a student with no cell in its set, and then the
-    others' mean stands."""
-    return float(v.nanmean() if v.isnan().any() else v.mean())
+    others' mean stands (NaN in any other metric stays NaN)."""
+    return float(v.nanmean() if key.startswith("union_") and v.isnan().any() else v.mean())

@@ -54,7 +54,8 @@ def assert_close(
         f"shape {tuple(actual.shape)} != {tuple(expected.shape)}"
     )
     a, e = actual.detach().double(), expected.detach().double()
-    bad = (a - e).abs() > atol + rtol * e.abs()
+    # written as "not close" so that NaN fails, unless NaN is what is expected
+    bad = ~((a - e).abs() <= atol + rtol * e.abs()) & ~(a.isnan() & e.isnan())
     if bad.any():
         i = tuple(bad.nonzero()[0].tolist())
         raise AssertionError(

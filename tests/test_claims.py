@@ -26,6 +26,20 @@ def test_verdicts(values, expected):
     assert cl.verdict(values) == expected
 
 
+def test_a_bound_missed_significantly_fails_however_small_the_miss():
+    short = [-0.004, -0.0041, -0.0039]  # e.g. test error 0.030 against 0.26 mu = 0.026
+    assert cl.verdict(short, margin=0.005) == cl.EQUIVALENT  # a comparison: no difference
+    assert cl.verdict(short, margin=0.005, bound=True) == cl.FAILS  # a bound: broken
+    row = _by_name(
+        cl.paired_claims(
+            _sd_run([0.8, 0.9, 0.85], [0.2, 0.3, 0.25], overall=(0.97, 0.9699, 0.9701)),
+            cl.THEOREM4_CLAIMS,
+            {"mu": 0.1},
+        )
+    )["T4 test error <= 0.26 mu: overall - (1 - 0.26 mu)"]
+    assert row["verdict"] == cl.FAILS
+
+
 def test_verdict_margin_is_stated_and_checked():
     x = [0.01, 0.012, 0.008, 0.011, -0.03]
     assert cl.verdict(x, margin=0.1) == cl.EQUIVALENT
@@ -60,14 +74,19 @@ def test_theorem4_is_read_on_each_conclusion():
         )
     )
     assert rows["T4 training: margin >= ln k on 99% of Z"]["verdict"] == cl.HOLDS
-    assert rows["T4 Phi <= 1/tau^2 on 99% of cells"]["verdict"] == cl.FAILS
+    assert rows["T4 Phi_i <= 1/tau^2 on 99% of classes"]["verdict"] == cl.FAILS
     assert rows["T4 multi-view: self-distillation - single"]["verdict"] == cl.FAILS
     assert rows["T4 union: teacher-only - neither, learned"]["verdict"] == cl.HOLDS
     # 1 - 0.26 mu = 0.974 at mu = 0.1: 0.978 on average is not enough to decide
     err = rows["T4 test error <= 0.26 mu: overall - (1 - 0.26 mu)"]
     assert err["level"] == pytest.approx(0.974) and err["verdict"] == cl.UNRESOLVED
-    # the continuation ran nowhere here: its control claim is left out, not failed
+    # the continuation ran nowhere here: the claims that need it are left out, not failed
     assert "T4 union, continuation (control)" not in rows
+    assert "T4 union: teacher-only learned, - continuation" not in rows
+    # without the run's parameters, the level that depends on mu is left out too
+    names = _by_name(cl.paired_claims(_sd_run([0.8, 0.9, 0.85], [0.2, 0.3, 0.25])))
+    assert "T4 test error <= 0.26 mu: overall - (1 - 0.26 mu)" not in names
+    assert "T4 union: teacher-only - neither, learned" in names
 
 
 def test_a_generic_push_is_no_union_and_the_level_follows_mu():

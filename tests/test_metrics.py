@@ -125,6 +125,13 @@ def test_union_rates_split_cells_by_teacher_and_student():
     assert_close(r["neither_learned"], torch.tensor([0.5]))
     assert_close(r["teacher_only_gain"], torch.tensor([0.6]))
     assert_close(r["neither_gain"], torch.tensor([(0.4 + 0.0) / 2]))
+    # a cell without single-view test samples (NaN) is in no set: not an unlearned "neither"
+    unseen = after.clone()
+    unseen[0, 0, 1] = float("nan")  # cell (0, 1): no test sample; (1, 0) stays, not learned
+    r = union_rates(teacher, before, unseen)
+    assert_close(r["neither_learned"], torch.tensor([0.0]))
+    assert_close(r["neither_gain"], torch.tensor([0.0]))  # NaN if the unseen cell counted
+    assert_close(r["teacher_only_learned"], torch.tensor([1.0]))
     # a student that already knows every cell the teacher knows has no teacher-only cells
     r = union_rates(teacher, teacher[None], after)
     assert torch.isnan(r["teacher_only_learned"]).all()
@@ -137,6 +144,7 @@ def test_theorem4_bounds_read_margin_and_phi_against_stated_levels():
     Phi = torch.tensor([[[3.0, 5.0], [1.0, 0.5], [4.0, 0.1], [0.0, 2.0]]])
     b = theorem4_bounds(F, y, Phi, tau)
     assert_close(b["train_margin"], torch.tensor([0.5]))
-    assert_close(b["phi_bounded"], torch.tensor([7 / 8]))  # 4.0 is at the bound, 5.0 past it
-    assert_close(b["phi_max"], torch.tensor([5.0]))
+    # Phi_i, the class sums: 8.0, 1.5, 4.1, 2.0 against 4: two classes within the bound
+    assert_close(b["phi_bounded"], torch.tensor([0.5]))
+    assert_close(b["phi_max"], torch.tensor([8.0]))
     assert_close(b["logit_max"], torch.tensor([3.0]))

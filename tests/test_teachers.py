@@ -142,6 +142,14 @@ def test_onehot_matches_the_mean_true_class_probability(teacher, form):
     assert (link(teachers.onehot(G, y, link)) <= link.top + 1e-6).all()
 
 
+def test_onehot_of_a_certain_teacher_is_finite():
+    # Hinton at T = 1 with a margin of 40: the mean true-class probability rounds to 1
+    G = torch.zeros(5, 4)
+    y = torch.arange(5) % 4
+    G[torch.arange(5), y] = 40.0
+    assert torch.isfinite(teachers.onehot(G, y, losses.hinton_link(1.0))).all()
+
+
 def test_derangements_have_no_fixed_point_and_differ_by_row():
     perm = teachers.derangements(2000, 9, gen(4))
     assert (perm != torch.arange(9)).all()
