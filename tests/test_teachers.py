@@ -181,3 +181,37 @@ def test_targets_with_a_link_build_the_matched_controls(teacher):
     t = teachers.targets(G, y, gen(6), link=link)
     assert torch.equal(t["_control"], teachers.flat(G, y, link))
     assert torch.equal(t["_permuted"], teachers.permuted(G, y, gen(6), derange=True))
+
+
+@pytest.mark.parametrize("form", ["hinton", "eq43", "eq43_capped"])
+def test_units_controls_match_what_the_configured_loss_reads(teacher, form):
+    """The controls a unit trains on (controls = probability), read back through the loss itself:
+    from uniform student logits, the distillation term's push is a known function of the
+    teacher's probabilities, so the loss's own true-class probability of each target is
+    recovered and compared with the real teacher's."""
+    from _mvhelpers import tiny_experiment
+
+    from mvlib.trainers import distillation_loss
+    from mvlib.units import DISTILL, _controls
+
+    G, y = teacher
+    cfg = tiny_experiment(
+        controls="probability", T=3.0, tau=0.19, teacher_scale=3.0, eta_ratio=2.0, kd_weight=1.0
+    )
+    targets = dict(
+        zip(("real", "flat", "onehot", "permuted"), _controls(cfg, DISTILL, G, y, 0, form).values())
+    )
+    F = torch.zeros(1, *G.shape)  # softmax and logit^tau of F: 1/k everywhere
+
+    def p_true(T):
+        on, off = (distillation_loss(cfg, y, T[None], form, w)(F, slice(None))[1] for w in (1, 0))
+        scale = cfg.kd_weight * cfg.T if form == "hinton" else cfg.eta_ratio
+        p = 1 / G.shape[-1] - (on - off)[0] / scale  # exact where the teacher exceeds 1/k
+        return p.gather(-1, y[:, None]).squeeze(-1)
+
+    real = p_true(targets["real"])
+    assert (real > 1 / G.shape[-1]).all()  # the true class is read, not clipped
+    assert (p_true(targets["flat"]) - real).abs().max() < 1e-4
+    assert (p_true(targets["permuted"]) - real).abs().max() < 1e-4
+    assert (p_true(targets["onehot"]) - real.mean()).abs().max() < 1e-4
+    assert (_off(targets["permuted"], y) != _off(G, y)).all()  # no fixed point in any sample
