@@ -29,7 +29,7 @@ from mvlib.config import as_dict
 from mvlib.presets import PRESETS, get_preset
 from mvlib.provenance import write_provenance
 from mvlib.train import TrainingDiverged
-from mvlib.units import progress_total, reproduce
+from mvlib.units import by_method, progress_total, reproduce
 
 # The table's first columns; any further metric reproduce returns follows them.
 COLUMNS = ("train", "multi_view", "single_view", "overall")
@@ -100,8 +100,8 @@ def run_reproduce(
     # each method's own metrics (Theorem 4's are computed for self-distillation only); a union
     # rate with no cell in its set is NaN, written as null
     results = {
-        m: {c: [_json(run[m][c]) for run in runs] for c in columns({m: runs[0][m]})}
-        for m in runs[0]
+        m: {c: [_json(v) for v in values] for c, values in row.items()}
+        for m, row in by_method(runs).items()
     }
     return {
         "preset": preset,

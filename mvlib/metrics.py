@@ -88,7 +88,7 @@ def union_rates(
     learned before phase two), M_G minus M_F (the teacher's only) or neither; a cell is learned
     when its single-view accuracy (:func:`accuracy_by_view`) is at least ``level``. Returns, per
     student, the fraction of the teacher-only cells and of the "neither" cells learned after
-    phase two (NaN where the set is empty), and the mean accuracy gain on each set. A union needs
+    phase two (``teacher_only``, ``neither``; NaN where the set is empty). A union needs
     the teacher-only rate clearly above the "neither" rate, which measures a generic push.
 
     teacher (k, 2) or (1, k, 2); before, after (S, k, 2) -> {name: (S,)}."""
@@ -101,9 +101,7 @@ def union_rates(
         cells = cells.expand_as(before)
         n = cells.sum((-2, -1)).float()
         learned = (after >= level) & cells
-        gain = torch.where(cells, after - before, torch.zeros_like(after))
-        out[f"{name}_learned"] = learned.sum((-2, -1)) / n.where(n > 0, torch.nan)
-        out[f"{name}_gain"] = gain.sum((-2, -1)) / n.where(n > 0, torch.nan)
+        out[name] = learned.sum((-2, -1)) / n.where(n > 0, torch.nan)
     return out
 
 

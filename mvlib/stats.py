@@ -118,6 +118,11 @@ class Interval:
 FRACTION = (0.0, 1.0)  # the range of an accuracy or of a fraction of classes
 
 
+def _half(x: np.ndarray, quantile) -> float:
+    """Half-width of the t-interval of x's mean at ``quantile`` (:func:`t975` or :func:`t95`)."""
+    return quantile(x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
+
+
 def mean_ci(values, bounds: tuple[float, float] | None = None) -> Interval:
     """Mean and 95% t-interval of a 1-D sample (seeds, or paired differences). ``bounds``: the
     range the quantity lives in, e.g. (0, 1) for an accuracy; the interval is cut to it (a
@@ -128,7 +133,7 @@ def mean_ci(values, bounds: tuple[float, float] | None = None) -> Interval:
     m = float(x.mean())
     if x.size == 1:
         return Interval(m, m, m, 1)
-    half = t975(x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    half = _half(x, t975)
     lo, hi = bounds or (-math.inf, math.inf)
     return Interval(m, max(m - half, lo), min(m + half, hi), int(x.size))
 
@@ -141,7 +146,7 @@ def equivalence_interval(values) -> Interval:
     if x.size < 2 or not np.isfinite(x).all():
         raise ValueError(f"equivalence_interval needs >= 2 finite values, got {x.tolist()}")
     m = float(x.mean())
-    half = t95(x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    half = _half(x, t95)
     return Interval(m, m - half, m + half, int(x.size))
 
 

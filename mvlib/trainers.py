@@ -129,6 +129,11 @@ def initial(cfg: ExperimentConfig, K: int, seed: int, stream: int, device, m: in
     return init_weights(learner, K, cfg.data.k, cfg.data.d, rng(seed, stream), device)
 
 
+def _fit_network(cfg: ExperimentConfig, data: Data, W0, loss, progress) -> Trained:
+    """Networks from W0 trained by GD on ``loss`` with the config's step and step count."""
+    return fit(cfg, Network(cfg.learner, cfg.chunk), W0, data, loss, cfg.eta, cfg.steps, progress)
+
+
 def train_ensemble(
     cfg: ExperimentConfig,
     data: Data,
@@ -140,16 +145,7 @@ def train_ensemble(
     their output average is the ensemble (eq. 4.1, Theorem 2)."""
     K = K or cfg.K
     W0 = initial(cfg, K, seed, STREAM_MEMBERS, data.train.X.device)
-    return fit(
-        cfg,
-        Network(cfg.learner, cfg.chunk),
-        W0,
-        data,
-        losses.cross_entropy(data.train.y),
-        cfg.eta,
-        cfg.steps,
-        progress,
-    )
+    return _fit_network(cfg, data, W0, losses.cross_entropy(data.train.y), progress)
 
 
 def train_average(
@@ -190,16 +186,8 @@ def train_sum(
     class, i.e. a single model of width K * m."""
     K = K or cfg.K
     W0 = initial(cfg, K, seed, STREAM_SUM, data.train.X.device)
-    return fit(
-        cfg,
-        Network(cfg.learner, cfg.chunk),
-        W0,
-        data,
-        losses.summed(losses.cross_entropy(data.train.y), K),
-        cfg.eta,
-        cfg.steps,
-        progress,
-    )
+    loss = losses.summed(losses.cross_entropy(data.train.y), K)
+    return _fit_network(cfg, data, W0, loss, progress)
 
 
 def _learner(cfg, W0, data, linearised):

@@ -183,8 +183,8 @@ def _theorem4(cfg, seed, data: Data, runs: dict[str, Trained]) -> dict[str, dict
         union = union_rates(teacher, before, accuracy_by_view(t.logits(single.X), single))
         out[m] = {
             **theorem4_bounds(t.logits(data.train.X), data.train.y, Phi, cfg.tau),
-            "union_teacher_only": union["teacher_only_learned"],
-            "union_neither": union["neither_learned"],
+            "union_teacher_only": union["teacher_only"],
+            "union_neither": union["neither"],
         }
     return out
 
@@ -399,6 +399,11 @@ def reproduce(
         if progress is not None:
             progress(getattr(cfg, u.steps))
     return {m: {key: _mean(key, v) for key, v in res[m].items()} for m in methods}
+
+
+def by_method(runs: list[dict]) -> dict[str, dict[str, list[float]]]:
+    """:func:`reproduce`'s results of several seeds as ``{method: {metric: [one per seed]}}``."""
+    return {m: {c: [run[m][c] for run in runs] for c in runs[0][m]} for m in runs[0]}
 
 
 def _mean(key: str, v: torch.Tensor) -> float:
