@@ -18,10 +18,9 @@ import signal
 import statistics
 import sys
 
-import torch
 from tqdm import tqdm
 
-from mvlib import cache
+from mvlib import cache, threads
 from mvlib import sweep as sw
 from mvlib.claims import EQUIVALENT
 from mvlib.claims import paired_claims as claims
@@ -123,7 +122,8 @@ def parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         metavar="N",
-        help="torch threads (default: torch's, one per core; 1 on a busy machine)",
+        help="torch threads (default: $MVLIB_THREADS, else $OMP_NUM_THREADS, else the free "
+        "cores: see mvlib.threads)",
     )
     rep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -198,10 +198,7 @@ def _common(p: argparse.ArgumentParser):
 def _reproduce(args) -> int:
     if args.seeds < 1:
         raise ValueError(f"--seeds must be an integer >= 1, got {args.seeds}")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be an integer >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    print(threads.configure(args.threads), flush=True)
     doc = run_reproduce(
         args.preset, args.seeds, args.seed, sw.parse_pairs(args.set, "--set"), not args.no_progress
     )
@@ -215,6 +212,8 @@ def _reproduce(args) -> int:
 
 
 def _sweep(args) -> int:
+    workers = args.workers or "one per core"
+    print(f"threads: 1 torch per cell, {args.backend} backend, workers: {workers}", flush=True)
     p = sw.plan(
         args.preset,
         sw.parse_grid(args.grid),
