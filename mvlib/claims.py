@@ -245,13 +245,18 @@ def holds_where(table, claims, grid: list[str]) -> list[dict]:
     return [dict(zip(grid, key if isinstance(key, tuple) else (key,))) for key in every.index]
 
 
+def _value(v) -> str:
+    """A grid value as text: numbers short (``8`` for 8.0), names (``eq43``) as they are."""
+    return f"{v:g}" if isinstance(v, (int, float, np.number)) else str(v)
+
+
 def describe(table, grid: list[str], fmt: str = ".3f") -> list[str]:
     """One sentence per claim of a :func:`claim_table`: where it holds (or that it holds nowhere
     in the range tried) and the range of its mean over the grid points."""
     out = []
     for claim, part in table.groupby("claim", sort=False):
         where = holds_where(part, claim, grid)
-        points = "; ".join(", ".join(f"{k}={v:g}" for k, v in p.items()) for p in where)
+        points = "; ".join(", ".join(f"{k}={_value(v)}" for k, v in p.items()) for p in where)
         verdict = (
             f"holds at {len(where)} of {len(part)} grid points ({points})"
             if where

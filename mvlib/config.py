@@ -40,8 +40,9 @@ class ExperimentConfig:
     teacher_scale: float = 1.0  # eq. (4.1)'s Theta~(1) factor on the teacher of eq. (4.3)
     students: int = 2  # students per teacher (paired inits across teacher and controls)
     # How the controls match the teacher (mvlib.teachers): "probability", in what the loss reads
-    # (derangements for the permuted one), or "logit", the instrument the shipped maps ran.
-    controls: str = "logit"
+    # (a derangement per sample for the permuted one), or "logit", the earlier instrument, kept
+    # for comparison: matched in logits, flat and one-hot targets push harder than the teacher.
+    controls: str = "probability"
     sd_kd: str = "eq43"  # self-distillation form (Theorem 4's: eq. 4.3; or eq43_capped, hinton)
     sd_steps: int = 600  # T': distillation steps after the student's own T = steps
     eta_ntk: float = 32.0  # NTK step, in units of 1 / (mean tangent-kernel diagonal)

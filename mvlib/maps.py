@@ -4,7 +4,8 @@
   as a heatmap-ready (rows x cols) grid, and the heatmaps.
 - :func:`shipped`, :func:`at`, :func:`prediction`: a shipped sweep, its rows at one grid
   point, and where one new seed falls there; :func:`live_slice`: a fresh run of one grid point
-  against those prediction intervals; :func:`regime_mismatch`: whether a config is the sweep's.
+  against those prediction intervals; :func:`regime_mismatch`: whether a config is the sweep's;
+  :func:`sensitivity`: each method at two settings of one parameter (a sensitivity panel).
 - :func:`kscaling`: Theorem 1's single-view accuracy per number of classes k.
 """
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from mvlib.claims import METRIC, Claim, as_frame, draws
 from mvlib.config import as_dict
-from mvlib.stats import FRACTION, Interval, mean_ci, prediction_interval
+from mvlib.stats import FRACTION, Interval, mean_ci, paired, prediction_interval
 from mvlib.units import depends_on
 
 if TYPE_CHECKING:
@@ -26,11 +27,11 @@ if TYPE_CHECKING:
 
 # The grid of each shipped sweep (scripts/regimes.sh): its rows and columns in the maps.
 GRIDS = {
-    "regimes_kd": ("T", "off_high"),
-    "regimes_sd": ("sd_steps", "teacher_scale"),
-    "regimes_sd_k": ("k", "sd_steps"),
-    "regimes_data": ("k", "mu"),
-    "regimes_data_off04": ("k", "mu"),  # the same at Def. 3.1's off-class range [0.2, 0.4]
+    "regimes_data": ("k", "mu"),  # Def. 3.1's off-class range [0.2, 0.4]: the headline
+    "regimes_data_off08": ("k", "mu"),  # the same at [0.2, 0.8]: a sensitivity panel
+    "regimes_kd": ("kd", "k"),  # Theorem 3's eq. 4.3 beside Hinton's form
+    "regimes_kd_T": ("T", "mu"),
+    "regimes_sd": ("sd_kd", "view_high"),  # view_high 1.02: Assumption 4.1
 }
 # Theorem 1: a single model learns one view of each class, so it is right on half of the
 # single-view data.
@@ -159,12 +160,16 @@ def claim_heatmaps(
 
 def at(df, **point):
     """The rows of df (a sweep's frame or a :func:`claim_table`) at one grid point, given as
-    ``column=value`` (numbers compared as floats, so ``T=8`` finds ``8.0``)."""
+    ``column=value`` (numbers compared as floats, so ``T=8`` finds ``8.0``; a column of names,
+    e.g. ``kd``, by name)."""
     mask = np.ones(len(df), dtype=bool)
     for col, value in point.items():
         if col not in df.columns:
             raise KeyError(f"no column {col!r} (columns: {', '.join(map(str, df.columns))})")
-        mask &= np.isclose(df[col].astype(float), float(value))
+        if df[col].dtype.kind in "biuf":
+            mask &= np.isclose(df[col].astype(float), float(value))
+        else:  # a form, e.g. kd="eq43"
+            mask &= (df[col] == value).to_numpy()
     return df[mask]
 
 
@@ -228,6 +233,29 @@ def beside(extra, base):
     import pandas as pd
 
     return pd.concat([base[base.method.isin(set(extra.method))], extra], ignore_index=True)
+
+
+def sensitivity(a, b, methods, grid: list[str], metric: str = METRIC) -> pd.DataFrame:
+    """Each method's ``metric`` at the grid points two sweeps share, ``a`` (the headline) beside
+    ``b`` (one parameter moved, e.g. off-class coefficients [0.2, 0.4] -> [0.2, 0.8]): columns
+    ``a``, ``b`` (means over seeds) and ``change`` (the paired 95% interval of b - a over seeds;
+    a data seed draws the same samples, views and initialisations in both, only the moved
+    parameter differs), so a reader sees which of the teacher and its controls moved."""
+    import pandas as pd
+
+    rows = []
+    for key, part_a in a[a.method.isin(methods)].groupby(grid + ["method"]):
+        part_b = at(b, **dict(zip(grid, key[:-1])))
+        part_b = part_b[part_b.method == key[-1]]
+        seeds = sorted(set(part_a.seed) & set(part_b.seed))
+        if len(seeds) < 2:
+            continue
+        va = part_a.set_index("seed")[metric].loc[seeds].to_numpy()
+        vb = part_b.set_index("seed")[metric].loc[seeds].to_numpy()
+        row = dict(zip(grid + ["method"], key))
+        row.update(a=float(va.mean()), b=float(vb.mean()), change=paired(vb, va), seeds=len(seeds))
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def regime_mismatch(shipped, cfg, ignore=("n_test", "seeds"), methods=None) -> dict:

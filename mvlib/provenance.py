@@ -88,6 +88,12 @@ def provenance_line(csv_path) -> str:
     )
 
 
+# What a parameter was before it existed, so a CSV that predates it is recomputed as it ran:
+# the controls were matched in logits until ``controls`` made the choice (its default is now
+# "probability").
+PREDATES = {"controls": "logit"}
+
+
 def recompute(csv_path, seed: int, **point) -> bool:
     """Whether this code computes the rows of ``csv_path`` at one grid point (``column=value``)
     and ``seed`` byte for byte, on one torch thread as a sweep runs each cell. Every parameter
@@ -96,19 +102,22 @@ def recompute(csv_path, seed: int, **point) -> bool:
     from mvlib.config import parameter_names
     from mvlib.presets import get_preset
 
+    def here(r) -> bool:
+        return r["seed"] == str(seed) and all(
+            r[c] == v if isinstance(v, str) else float(r[c]) == float(v) for c, v in point.items()
+        )
+
     with open(csv_path, newline="") as f:
-        rows = [
-            r
-            for r in csv.DictReader(f)
-            if r["seed"] == str(seed) and all(float(r[c]) == float(v) for c, v in point.items())
-        ]
+        rows = [r for r in csv.DictReader(f) if here(r)]
     if not rows:
         raise ValueError(f"{csv_path} has no rows at seed {seed}, {point}")
     first = rows[0]
-    # a parameter or metric the CSV predates keeps its default and is not compared
+    # a parameter the CSV predates takes the value it had then (PREDATES), else its default; a
+    # metric it predates is not compared
     names = [n for n in parameter_names(get_preset(first["preset"])) if n in first]
     methods = tuple(r["method"] for r in rows)
-    p = sw.plan(first["preset"], {}, {n: first[n] for n in names}, 1, seed, methods)
+    before = {n: v for n, v in PREDATES.items() if n not in first}
+    p = sw.plan(first["preset"], {}, {**before, **{n: first[n] for n in names}}, 1, seed, methods)
     results = sw.run_cell(p.base, seed, p.methods)
     head = sw.header(p, sw.metric_names(results))
     mine = [dict(zip(head, r)) for r in sw.rows(p, p.cells[0], results)]

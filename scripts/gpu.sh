@@ -15,3 +15,19 @@ grep -E "^\| (device|$preset) " "$out/benchmarks.md"
 python3 -m mvlib sweep --preset "$preset" --seeds "$seeds" --backend serial --no-progress \
     --provenance "OUT=DIR SEEDS=$seeds bash scripts/gpu.sh" --out "$out/gpu_$preset.csv"
 python3 -m mvlib reproduce --preset "$preset" --seeds "$seeds" --no-progress
+# Next, as far as the time lent allows (each sweep resumes where it stopped):
+# Theorem 1 at the paper's example scaling (Section 3): N = k^1.2 / mu, P = k^2, sigma0 = 1/sqrt(k)
+# (the CPU's scripts/kscaling.sh keeps P = 16), single models and K = 3 ensembles, 3 seeds.
+for k in 10 20 30; do
+    read -r N sigma0 < <(python3 -c "print(round($k ** 1.2 / 0.1), round($k ** -0.5, 4))")
+    python3 -m mvlib sweep --preset ci --seeds 3 --methods single,ensemble --backend serial \
+        --no-progress --set K=3 --set k="$k" --set N="$N" --set P=$((k * k)) \
+        --set sigma0="$sigma0" --provenance "OUT=DIR bash scripts/gpu.sh" \
+        --out "$out/gpu_kscaling_paper_k$k.csv"
+done
+# Theorem 4 at k = 30 where phase two stays bounded: eq. 4.3 as written or capped, on the
+# presets' data and on data meeting Assumption 4.1 (mvlib.presets.ASSUMPTION_41).
+SD=single,self_distill,self_distill_control,self_distill_onehot,self_distill_permuted,self_distill_continue
+python3 -m mvlib sweep --preset "$preset" --seeds "$seeds" --backend serial --no-progress \
+    --methods "$SD" --grid sd_kd=eq43,eq43_capped --grid view_high=2.0,1.02 \
+    --provenance "OUT=DIR SEEDS=$seeds bash scripts/gpu.sh" --out "$out/gpu_paper_sd_bounded.csv"

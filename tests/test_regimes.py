@@ -184,9 +184,10 @@ def test_shipped_reads_the_data_dir(tmp_path, monkeypatch):
 def test_shipped_map_carries_its_grid_for_a_partial_sweep(tmp_path, monkeypatch):
     (tmp_path / "data").mkdir()
     one = rg.at(SWEEP, T=4, off_high=0.4)  # the first grid point only: nothing varies
-    one.to_csv(tmp_path / "data" / "regimes_kd.csv", index=False)
+    one.to_csv(tmp_path / "data" / "regimes_kd_T.csv", index=False)
     monkeypatch.setattr(maps, "data_dir", lambda: tmp_path / "data")
-    df = rg.shipped("regimes_kd")
+    monkeypatch.setitem(maps.GRIDS, "regimes_kd_T", ("T", "off_high"))
+    df = rg.shipped("regimes_kd_T")
     assert df.attrs["grid"] == ["T", "off_high"]
     t = rg.claim_table(df, [DK])
     assert list(t.columns[:2]) == ["T", "off_high"] and bool(rg.at(t, T=4).holds.iloc[0])
@@ -348,3 +349,21 @@ def test_theorem1_regime_needs_the_fit_and_the_band():
     )
     assert rg.theorem1_regime(t).tolist() == [True, False, False, False]
     assert rg.theorem1_regime(t, fit=0.9, band=0.1).tolist() == [True] * 4
+
+
+def test_at_reads_a_column_of_names():
+    forms = frame({("eq43", 10): {"distill": [0.8, 0.9]}, ("hinton", 10): {"distill": [0.7, 0.7]}},
+                  grid=("kd", "k"))  # fmt: skip
+    assert rg.at(forms, kd="eq43", k=10).single_view.tolist() == [0.8, 0.9]
+
+
+def test_sensitivity_pairs_seeds_and_shows_which_method_moved():
+    a = frame({(10, 0.1): {"distill": [0.80, 0.82, 0.81], "distill_permuted": [0.70, 0.72, 0.71]}},
+              grid=("k", "mu"))  # fmt: skip
+    b = frame({(10, 0.1): {"distill": [0.80, 0.83, 0.81], "distill_permuted": [0.60, 0.63, 0.60]}},
+              grid=("k", "mu"))  # fmt: skip
+    moved = rg.sensitivity(a, b, ["distill", "distill_permuted"], ["k", "mu"]).set_index("method")
+    assert moved.loc["distill_permuted", "change"].hi < 0  # the control moved
+    assert moved.loc["distill", "change"].lo <= 0 <= moved.loc["distill", "change"].hi
+    assert moved.loc["distill", "b"] == pytest.approx(0.8133333, abs=1e-6)
+    assert (moved.seeds == 3).all()

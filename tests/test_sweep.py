@@ -351,3 +351,18 @@ def test_recompute_checks_a_cell_on_the_columns_the_csv_has(tmp_path):
     old.loc[old.method == "single", "single_view"] = "0.5"  # a number this code does not compute
     old.to_csv(out, index=False)
     assert not provenance.recompute(out, 0)
+
+
+@pytest.mark.parametrize("controls, same", [("logit", True), ("probability", False)])
+def test_a_csv_that_predates_controls_is_recomputed_with_logit_controls(tmp_path, controls, same):
+    out = tmp_path / "kd.csv"
+    methods = [
+        "--methods",
+        "single,ensemble,distill,distill_control",
+        "--set",
+        f"controls={controls}",
+    ]
+    assert main(command(out, "serial", "--seeds", "1", *methods)) == 0
+    old = pd.read_csv(out, dtype=str, keep_default_na=False).drop(columns=["controls"])
+    old.to_csv(out, index=False)
+    assert provenance.recompute(out, 0) is same  # the flat control differs between the two
