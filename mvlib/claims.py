@@ -155,6 +155,23 @@ DARK_KNOWLEDGE = ("dark knowledge: real - permuted", "real - flat")
 THEOREM4 = ("self-distillation >= 3/4", "distillation - continuation")
 # Message 4: training the sum of K members is one wider model, no better than one member.
 MESSAGE4 = (Claim("Message 4: sum - single (predicted ~0)", "train_sum", "single"),)
+# Theorem 1: error in [0.49 mu, 0.51 mu], single-view accuracy 1/2; at the small k here it is
+# read inside 1/2 +- 0.05 (the glance page), beside the training fit.
+THEOREM1_SINGLE_VIEW = 0.5
+T1_TRAIN = Claim("T1: training accuracy - 0.99", "single", metric="train", level=0.99)
+T1_HALF = Claim("T1: single-view - 1/2", "single", level=THEOREM1_SINGLE_VIEW)
+T1_BAND = (
+    Claim("T1: single-view - 0.45", "single", level=THEOREM1_SINGLE_VIEW - 0.05),
+    Claim("T1: 0.55 - single-view", "single", level=THEOREM1_SINGLE_VIEW + 0.05, below=True),
+)
+# Message 4 in the paper's words: the ensemble's gain is not matched by training the sum.
+ENSEMBLE_SUM = Claim("Message 4: ensemble - trained sum", "ensemble", "train_sum")
+# Figure 6's kernel messages (1) and (2).
+NTK_CLAIMS = (
+    Claim("Figure 6 (1): NTK ensemble - single", "ntk_ensemble", "ntk_single"),
+    Claim("Figure 6 (1): NTK average - ensemble", "ntk_train_average", "ntk_ensemble"),
+    Claim("Figure 6 (2): NTK distillation - single", "ntk_distill", "ntk_single"),
+)
 # Every claim ``reproduce`` reports.
 CLAIMS = ENSEMBLE_CLAIMS + KD_CLAIMS + SD_CLAIMS + THEOREM4_CLAIMS + MESSAGE4
 

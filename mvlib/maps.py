@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mvlib.claims import METRIC, Claim, as_frame, draws
+from mvlib.claims import METRIC, THEOREM1_SINGLE_VIEW, Claim, as_frame, draws
 from mvlib.config import as_dict
 from mvlib.stats import FRACTION, Interval, mean_ci, paired, prediction_interval
 from mvlib.units import depends_on
@@ -33,9 +33,6 @@ GRIDS = {
     "regimes_kd_T": ("T", "mu"),
     "regimes_sd": ("sd_kd", "view_high"),  # view_high 1.02: Assumption 4.1
 }
-# Theorem 1: a single model learns one view of each class, so it is right on half of the
-# single-view data.
-THEOREM1_SINGLE_VIEW = 0.5
 
 
 @dataclass(frozen=True)
