@@ -412,7 +412,7 @@ def regime_sweeps() -> dict[str, tuple[list[str], list]]:
     both = rg.ENSEMBLE_CLAIMS + rg.tagged(rg.KD_CLAIMS, "KD") + rg.tagged(rg.SD_CLAIMS, "SD")
     claims = {
         "regimes_data": both + rg.MESSAGE4,  # the headline map also trains the sum
-        "regimes_data_off08": both,
+        "regimes_data_off08": rg.ENSEMBLE_CLAIMS + rg.tagged(rg.KD_CLAIMS, "KD"),
         "regimes_kd": rg.ENSEMBLE_CLAIMS + rg.KD_CLAIMS,
         "regimes_kd_T": rg.ENSEMBLE_CLAIMS + rg.KD_CLAIMS,
         "regimes_sd": rg.SD_CLAIMS,

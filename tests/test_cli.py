@@ -75,7 +75,9 @@ def test_reproduce_writes_stable_json(tmp_path, capsys):
             assert c.startswith("union_") or None not in v  # only a union rate can be empty
     table = capsys.readouterr().out
     assert all(m in table for m in METHODS) and "±" in table
-    assert all(c in table.splitlines()[0] for c in doc["results"]["single"])
+    first, header = table.splitlines()[:2]
+    assert first.startswith("threads: ") and "torch" in first  # the thread setting comes first
+    assert all(c in header for c in doc["results"]["single"])
 
 
 def test_reproduce_is_deterministic(tmp_path):

@@ -293,3 +293,18 @@ def test_to_and_len(tiny_sample):
     assert len(moved) == 40
     for name in ("X", "y", "single", "strong", "Z", "V"):
         assert torch.equal(getattr(moved, name), getattr(tiny_sample, name))
+
+
+def test_assumption_41_data_balance_the_label_views():
+    """Theorem 4's Assumption 4.1: on multi-view data sum_p z_p^q of each label view lies in
+    [1, 1 + o(1)]; presets.ASSUMPTION_41 gives [1, 1.02^q] (the presets' data reach 2^q)."""
+    from mvlib.presets import ASSUMPTION_41, get_preset
+
+    for overrides, top in ((ASSUMPTION_41, 1.02), ({}, 2.0)):
+        cfg = get_preset("ci", **overrides)
+        g = torch.Generator().manual_seed(0)
+        data = sample(cfg.data, 2000, features(cfg.data, g), g, view="multi")
+        own = data.Z[torch.arange(2000), data.y] ** cfg.learner.q  # (n, 2), C_p = 1 patch
+        assert cfg.data.C_p == 1 and own.min() >= 1.0
+        assert own.max() <= top**cfg.learner.q and own.max() > (1 + 0.9 * (top - 1)) ** 4
+    assert 1.02**4 < 1.083
