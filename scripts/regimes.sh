@@ -28,6 +28,21 @@ sweep --grid kd=hinton,eq43 --grid k=10,12,14 --methods "$KD" --out "$out/regime
 sweep --grid T=4,8,16 --grid mu=0.1,0.2 --methods "$KD" --out "$out/regimes_kd_T.csv"
 # 3. Self-distillation (Theorem 4, two-phase): eq. 4.3 as written or capped where the student's
 #    own truncation is reached, on the presets' data (z in [1, 2]) and on data meeting
-#    Assumption 4.1 (z in [1, 1.02], mvlib.presets.ASSUMPTION_41).
-sweep --grid sd_kd=eq43,eq43_capped --grid view_high=2.0,1.02 --methods "$SD" \
-    --out "$out/regimes_sd.csv"
+#    Assumption 4.1 (z in [1, 1.02] at eta = 12, mvlib.presets.ASSUMPTION_41): two sweeps, since
+#    eta moves with the data, joined into one map (sd_kd x view_high).
+parts=${TMPDIR:-/tmp}/regimes_sd_parts && mkdir -p "$parts"
+sweep --grid sd_kd=eq43,eq43_capped --set view_high=2.0 --methods "$SD" --out "$parts/presets.csv"
+sweep --grid sd_kd=eq43,eq43_capped --set view_high=1.02 --set eta=12 --methods "$SD" \
+    --out "$parts/a41.csv"
+python - "$parts" "$out/regimes_sd.csv" "WORKERS=${WORKERS:-2} bash scripts/regimes.sh" <<'PY'
+import sys
+
+import pandas as pd
+
+from mvlib.provenance import write_provenance
+
+parts, out, command = sys.argv[1:]
+frames = [pd.read_csv(f"{parts}/{name}.csv", dtype=str) for name in ("presets", "a41")]
+pd.concat(frames).to_csv(out, index=False)
+print(f"provenance: {write_provenance(out, command)}")
+PY
