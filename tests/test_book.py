@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mvlib.glance import chapters as glance_chapters
+
 ROOT = Path(__file__).resolve().parents[1]
 # {doc}`text <target>` or {doc}`target`
 DOC_ROLE = re.compile(r"\{doc\}`(?:([^`<]*?)\s*<([^`>]+)>|([^`<>]+))`")
@@ -134,3 +136,15 @@ def test_generated_prose_writes_no_dollar_math():
     # myst-nb leaves dollar math in a Markdown output unparsed: the page would show "$k$"
     found = [page for page, src in _generated_prose() if re.search(r"\$[^$\s{][^$]*\$", src)]
     assert _generated_prose() and not found, found
+
+
+@pytest.mark.parametrize("chapter", glance_chapters())
+def test_a_chapter_opens_with_its_verdict_box(chapter):
+    """The box sits right under the title (after the hidden install cell), renders MyST (its
+    {doc} link), and reads the chapter's own rows of the glance table, so box and page agree."""
+    cells = json.loads((ROOT / "book" / f"{chapter}.ipynb").read_text())["cells"]
+    box = next(i for i, c in enumerate(cells) if "glance.verdict_box" in "".join(c["source"]))
+    assert box == 2 and "".join(cells[0]["source"]).startswith("# "), box
+    assert f'verdict_box("{chapter}")' in "".join(cells[box]["source"])
+    assert cells[box]["metadata"]["mystnb"] == {"markdown_format": "myst"}
+    assert "remove-input" in cells[box]["metadata"]["tags"]
