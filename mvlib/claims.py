@@ -279,6 +279,8 @@ def describe(table, grid: list[str], fmt: str = ".3f") -> list[str]:
             if where
             else f"holds nowhere in the {len(part)} grid points tried"
         )
+        same = int((part.verdict == EQUIVALENT).sum())  # "contributes nothing", when shown
+        verdict += f", equivalent to zero at {same}" if same else ""
         out.append(
             f"{claim}: {verdict}; mean from {part['mean'].min():+{fmt}} to "
             f"{part['mean'].max():+{fmt}}"

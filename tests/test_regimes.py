@@ -131,7 +131,7 @@ def test_describe_says_where_and_nowhere():
     assert dark == (
         "dark: holds at 1 of 3 grid points (T=4, off_high=0.4); mean from -0.100 to +0.100"
     )
-    assert none.startswith("none: holds nowhere in the 3 grid points tried")
+    assert none.startswith("none: holds nowhere in the 3 grid points tried, equivalent to zero")
 
 
 def test_heatmaps_frame_the_points_where_a_claim_holds():
