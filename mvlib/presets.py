@@ -1,7 +1,8 @@
 """Named configurations. Every parameter is named here; any can be overridden.
 
 - ``ci``: each experiment in seconds on a 2-core CPU (what CI executes).
-- ``book``: the headline experiment in under two minutes on a 2-core CPU (the rendered book).
+- ``book``: the headline experiment, every method on one seed, in 132 s on a 2-core CPU
+  (``benchmarks/headline.py``; the rendered book).
 - ``paper``: larger k, for a GPU.
 
 A notebook reads its preset from the environment variable ``MVLIB_PRESET`` (default ``book``).
