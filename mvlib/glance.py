@@ -32,8 +32,6 @@ def _by(group, name: str) -> Claim:
     return next(c for c in group if c.name == name)
 
 
-T1_TRAIN, T1_HALF, T1_BAND = cl.T1_TRAIN, cl.T1_HALF, cl.T1_BAND
-ENSEMBLE_SUM, NTK_ENSEMBLE, NTK_AVERAGE, NTK_DISTILL = cl.ENSEMBLE_SUM, *cl.NTK_CLAIMS
 _TH4 = cl.THEOREM4_CLAIMS
 _UNION = _by(_TH4, "T4 union: teacher-only - neither, learned")
 T4_MECHANISM = (_UNION, _by(cl.SD_CLAIMS, "distillation - continuation"))  # implicit ensemble
@@ -75,16 +73,16 @@ _CH2, _CH3, _CH4 = "02_single_model", "03_ensemble", "04_gaussian"
 _CH5, _CH6, _CH7 = "05_distillation", "06_self_distillation", "07_ntk"
 # fmt: off
 ROWS = (
-    Row("Theorem 1: training is perfect", _CH2, T1_TRAIN, "Theorem 1: “training is perfect”",
+    Row("Theorem 1: training is perfect", _CH2, cl.T1_TRAIN, "Theorem 1: “training is perfect”",
         "single model's training accuracy − 0.99", **_DATA),
-    Row("Theorem 1: single-view ≈ 1/2", _CH2, T1_HALF,
+    Row("Theorem 1: single-view ≈ 1/2", _CH2, cl.T1_HALF,
         "Theorem 1: test error “in [0.49μ, 0.51μ]”, single-view accuracy about 1/2",
         "single model's single-view accuracy − 1/2 (holds: inside 1/2 ± 0.05)",
-        rule="band", also=T1_BAND, scaling=True, **_DATA),
+        rule="band", also=cl.T1_BAND, scaling=True, **_DATA),
     Row("Theorem 2: ensemble − single", _CH3, cl.ENSEMBLE_CLAIMS[0],
         "Theorem 2: the ensemble's “test accuracy is almost perfect”",
         "ensemble − single model, single-view accuracy", **_DATA),
-    Row("Message ④: ensemble − trained sum", _CH3, ENSEMBLE_SUM,
+    Row("Message ④: ensemble − trained sum", _CH3, cl.ENSEMBLE_SUM,
         "Figure 6, Message ④: the ensemble's gain “cannot be matched by training the sum”",
         "ensemble − the trained sum of K models, single-view accuracy", **_DATA),
     Row("Message ④: trained sum − single", _CH3, cl.MESSAGE4[0],
@@ -140,14 +138,14 @@ ROWS = (
     Row("Theorem 4: real − permuted", _CH6, cl.SD_CLAIMS[3],
         "Section 4: the teacher's outputs carry what it learned",
         "self-distilled − permuted-teacher control", **_SDG),
-    Row("Figure 6 ①: NTK ensemble − single", _CH7, NTK_ENSEMBLE,
+    Row("Figure 6 ①: NTK ensemble − single", _CH7, cl.NTK_CLAIMS[0],
         "Message ①: for neural kernel methods “ensemble helps”",
         "NTK ensemble − NTK single, single-view", sweep="gpu_paper"),
-    Row("Figure 6 ①: NTK trained average ≥ ensemble", _CH7, NTK_AVERAGE,
+    Row("Figure 6 ①: NTK trained average ≥ ensemble", _CH7, cl.NTK_CLAIMS[1],
         "Message ①: “ensemble is not better than training the sum”",
         "NTK trained average − NTK ensemble (holds: not below)", sweep="gpu_paper",
         rule="not_below"),
-    Row("Figure 6 ②: NTK distillation", _CH7, NTK_DISTILL,
+    Row("Figure 6 ②: NTK distillation", _CH7, cl.NTK_CLAIMS[2],
         "Message ②: for kernels the ensemble “cannot be distilled”",
         "NTK student − NTK single (holds: no gain)", sweep="gpu_paper", rule="no_gain"),
     Row("Figure 6 ③: NTK self-distillation", _CH7, None,

@@ -5,7 +5,8 @@
 - :func:`shipped`, :func:`at`, :func:`prediction`: a shipped sweep, its rows at one grid
   point, and where one new seed falls there; :func:`live_slice`: a fresh run of one grid point
   against those prediction intervals; :func:`regime_mismatch`: whether a config is the sweep's;
-  :func:`sensitivity`: each method at two settings of one parameter (a sensitivity panel).
+  :func:`sensitivity`, :func:`moved`: each method at two settings of one parameter (a
+  sensitivity panel), and how one method moved, in words.
 - :func:`kscaling`: Theorem 1's single-view accuracy per number of classes k.
 """
 
@@ -253,6 +254,15 @@ def sensitivity(a, b, methods, grid: list[str], metric: str = METRIC) -> pd.Data
         row.update(a=float(va.mean()), b=float(vb.mean()), change=paired(vb, va), seeds=len(seeds))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def moved(table, method: str) -> str:
+    """How one method moved in a :func:`sensitivity` table, in words: the range of its mean
+    change over the grid points and at how many the paired interval is above or below zero."""
+    ch = table[table.method == method].change
+    up, down = sum(c.lo > 0 for c in ch), sum(c.hi < 0 for c in ch)
+    span = f"{min(c.mean for c in ch):+.3f} to {max(c.mean for c in ch):+.3f}"
+    return f"{span} (significantly up at {up}, down at {down} of {len(ch)} points)"
 
 
 def regime_mismatch(shipped, cfg, ignore=("n_test", "seeds"), methods=None) -> dict:

@@ -226,3 +226,12 @@ def test_get_preset_overrides(monkeypatch):
     assert (cfg.steps, cfg.learner.sigma0, cfg.kd) == (7, 0.5, "eq43")
     with pytest.raises(ValueError, match="nope"):
         get_preset("ci", nope=3)
+
+
+def test_the_presets_draw_def_31_data_and_match_controls_in_probability():
+    """The headline regime (issue 20): Def. 3.1's off-class range [Omega(1), 0.4], and controls
+    matched in what the loss reads, not in logits."""
+    from mvlib.presets import PRESETS
+
+    for name, cfg in PRESETS.items():
+        assert cfg.data.off_high <= 0.4 and cfg.controls == "probability", name

@@ -367,3 +367,14 @@ def test_sensitivity_pairs_seeds_and_shows_which_method_moved():
     assert moved.loc["distill", "change"].lo <= 0 <= moved.loc["distill", "change"].hi
     assert moved.loc["distill", "b"] == pytest.approx(0.8133333, abs=1e-6)
     assert (moved.seeds == 3).all()
+
+
+def test_moved_says_how_far_and_where_a_method_moved():
+    a = frame({(10, 0.1): {"distill_permuted": [0.70, 0.72, 0.71]},
+               (12, 0.1): {"distill_permuted": [0.70, 0.71, 0.72]}}, grid=("k", "mu"))  # fmt: skip
+    b = frame({(10, 0.1): {"distill_permuted": [0.60, 0.63, 0.60]},
+               (12, 0.1): {"distill_permuted": [0.70, 0.72, 0.71]}}, grid=("k", "mu"))  # fmt: skip
+    table = rg.sensitivity(a, b, ["distill_permuted"], ["k", "mu"])
+    assert rg.moved(table, "distill_permuted") == (
+        "-0.100 to +0.000 (significantly up at 0, down at 1 of 2 points)"
+    )
