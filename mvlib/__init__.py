@@ -19,7 +19,7 @@ Flat, one module per role:
 - :mod:`mvlib.sweep`, :mod:`mvlib.cache`  grids on joblib or Dask; the cache, keyed on the code run
 - :mod:`mvlib.threads`     torch's thread count, chosen so that runs side by side do not thrash
 - :mod:`mvlib.gaussian`    Gaussian inputs (the paper's Figure 7)
-- :mod:`mvlib.image_data`, :mod:`mvlib.images`  real images: digits on a CPU, CIFAR-10 on a GPU
+- :mod:`mvlib.image_data`, :mod:`mvlib.images`  real images: Fashion-MNIST (Figures 6, 8, 9)
 - :mod:`mvlib.report`, :mod:`mvlib.plots`, :mod:`mvlib.evidence`  the chapters' analyses and
   figures (:mod:`mvlib.evidence`: forest plots and curves with their intervals)
 - :mod:`mvlib.presets`     ``ci``, ``book``, ``paper``

@@ -1,22 +1,31 @@
-"""The headline table on real images (the paper's Figure 6 and Figure 8).
+"""The paper's Figures 6, 8 and 9 on real images.
 
 Allen-Zhu & Li measure ensembles, knowledge distillation and self-distillation of ResNets on
-CIFAR-10. This module runs the same methods on real images (:mod:`mvlib.image_data`) with the
-book's losses (:mod:`mvlib.losses`) and distillation targets (:mod:`mvlib.teachers`):
+CIFAR-10 and CIFAR-100. This module runs the same methods on real images
+(:mod:`mvlib.image_data`: Fashion-MNIST, or CIFAR-10) with the book's losses
+(:mod:`mvlib.losses`) and distillation targets (:mod:`mvlib.teachers`):
 
-- networks: a small CNN for digits, a small ResNet (GroupNorm, so it batches) for CIFAR-10;
-- training: K networks' parameters stacked along a leading axis and trained in one batch
-  (``torch.func.functional_call`` under ``vmap``) by SGD with momentum and a cosine schedule;
-  the objective gives dL/dF for the logits F: (K, n, k) and autograd carries it to the weights;
-- the methods of the table: single, ensemble, distill (and its controls), self-distillation with
-  its continuation baseline, training the sum and the average, an ensemble of distilled students;
+- networks: a LeNet-style CNN, or a small ResNet (GroupNorm, so K of them batch);
+- training: K networks' parameters stacked along a leading axis (``functional_call``; under
+  ``vmap`` on a GPU) by SGD with momentum and a cosine schedule; the objective gives dL/dF for
+  the logits F: (K, n, k) and autograd carries it to the weights;
+- Figure 6's methods: single, ensemble, distill (and its controls, matched in probability),
+  the born-again student, self-distillation with its continuation, the trained sum and average;
+  Figure 8's ensemble of distilled students; Figure 9's heads on a thinned intermediate layer;
+- a shipped sweep of them (:func:`sweep`, ``python -m mvlib images``), read back per seed
+  (:func:`seed_frame`) for the claims of :data:`mvlib.claims.REAL_CLAIMS`;
 - a multi-view probe: occlusion maps, which input regions each model relies on (cf. Figure 5).
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import math
-from dataclasses import dataclass, field, fields, replace
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,12 +33,13 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from mvlib import losses, teachers
-from mvlib.cache import cached
+from mvlib.cache import cached, code_hash
 from mvlib.config import default_device, rng
 from mvlib.image_data import (
     METHODS,
     STREAM_AVERAGE,
     STREAM_BATCHES,
+    STREAM_DELETION,
     STREAM_MEMBERS,
     STREAM_PERMUTE,
     STREAM_STUDENTS,
@@ -42,7 +52,19 @@ from mvlib.image_data import (
     load,
 )
 from mvlib.model import Loss
-from mvlib.train import EXPLODE_FACTOR, EXPLODE_FLOOR, TrainingDiverged, TrainingExploded
+from mvlib.stats import mean_ci
+from mvlib.train import (
+    COLLAPSE_LEVEL,
+    EXPLODE_FACTOR,
+    EXPLODE_FLOOR,
+    STALL_STEPS,
+    TrainingCollapsed,
+    TrainingDiverged,
+    TrainingExploded,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Read through this module by the real-data chapter.
 __all__ = [
@@ -62,20 +84,18 @@ __all__ = [
 # networks
 
 
-class SmallCNN(nn.Sequential):
-    """Two 3x3 convolutions (width w, 2w) with ReLU, a 2x2 max-pool and a linear layer:
-    X (n, C, H, W) -> logits (n, k). For the 8x8 digits."""
-
-    def __init__(self, C: int, H: int, k: int, w: int):
-        super().__init__(
-            nn.Conv2d(C, w, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(w, 2 * w, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(2 * w * (H // 2) ** 2, k),
-        )
+def cnn_layers(c: int, H: int, k: int, w: int, trunk: bool = True) -> list[nn.Module]:
+    """A LeNet-style CNN, X (n, c, H, H) -> logits (n, k): two stages of a 3x3 convolution
+    (width w, then 2w), ReLU and a 2x2 max-pool, then a linear layer. ``trunk=False`` gives the
+    layers after the first stage (the trunk), reading ``c`` channels of size H/2 (Figure 9)."""
+    first = [nn.Conv2d(c, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)] if trunk else []
+    return first + [
+        nn.Conv2d(w if trunk else c, 2 * w, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(2 * w * (H // 4) ** 2, k),
+    ]
 
 
 class Block(nn.Module):
@@ -99,32 +119,34 @@ class Block(nn.Module):
         return torch.relu(self.norm2(self.conv2(h)) + self.skip(x))
 
 
-class SmallResNet(nn.Sequential):
-    """ResNet-8 for 32x32 images: a stem, three stages (w, 2w, 4w) of one block each, global
-    average pooling and a linear layer (the paper's ResNet-28-2 is deeper and wider)."""
-
-    def __init__(self, C: int, k: int, w: int):
-        super().__init__(
-            nn.Conv2d(C, w, 3, 1, 1, bias=False),
-            nn.GroupNorm(min(8, w), w),
-            nn.ReLU(),
-            Block(w, w, 1),
-            Block(w, 2 * w, 2),
-            Block(2 * w, 4 * w, 2),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Linear(4 * w, k),
-        )
+def resnet_layers(c: int, k: int, w: int, trunk: bool = True) -> list[nn.Module]:
+    """ResNet-8: a stem and one block at width w (the trunk), two blocks of stride 2 (2w, 4w),
+    global average pooling and a linear layer (the paper's ResNet-28-2 is deeper and wider).
+    ``trunk=False`` gives the layers after the trunk, reading ``c`` channels (Figure 9)."""
+    first = [nn.Conv2d(c, w, 3, 1, 1, bias=False), nn.GroupNorm(min(8, w), w), nn.ReLU()]
+    first += [Block(w, w, 1)]
+    return (first if trunk else []) + [
+        Block(w if trunk else c, 2 * w, 2),
+        Block(2 * w, 4 * w, 2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4 * w, k),
+    ]
 
 
-def network(cfg: ImageConfig, data: ImageData) -> nn.Module:
-    """The architecture of ``cfg`` for the shape of ``data`` (the template all members share)."""
-    _, C, H, _ = data.X_train.shape
-    return (
-        SmallCNN(C, H, data.k, cfg.width)
-        if cfg.arch == "cnn"
-        else SmallResNet(C, data.k, cfg.width)
-    )
+# How many leading layers of each architecture form the trunk whose output Figure 9 thins.
+TRUNK = {"cnn": 3, "resnet": 4}
+
+
+def network(cfg: ImageConfig, data: ImageData, head: int | None = None) -> nn.Sequential:
+    """The architecture of ``cfg`` for the shape of ``data`` (the template all members share);
+    with ``head = c``, only its layers after the trunk, reading c channels (Figure 9)."""
+    (_, C, H, _), k, w = data.X_train.shape, data.k, cfg.width
+    if cfg.arch == "cnn":  # a head reads the trunk's output, whose side is half the image's
+        layers = cnn_layers(C, H, k, w) if head is None else cnn_layers(head, 2 * H, k, w, False)
+    else:
+        layers = resnet_layers(C, k, w) if head is None else resnet_layers(head, k, w, False)
+    return nn.Sequential(*layers)
 
 
 @dataclass
@@ -139,8 +161,14 @@ class Models:
         return next(iter(self.params.values())).shape[0]
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        """Logits of every model, X: (n, C, H, W) -> (K, n, k), differentiable."""
+        """Logits of every model, X: (n, C, H, W) -> (K, n, k), differentiable. One batched
+        call under ``vmap`` on a GPU; one model after another on a CPU, where vmap's batched
+        convolutions took 2.4 times as long (benchmarks/images.py, benchmarks/IMAGES.md)."""
         call = lambda p, x: functional_call(self.net, p, (x,))  # noqa: E731
+        if X.device.type == "cpu":
+            return torch.stack(
+                [call({n: p[j] for n, p in self.params.items()}, X) for j in range(self.K)]
+            )
         return vmap(call, in_dims=(0, None))(self.params, X)
 
     @torch.no_grad()
@@ -156,16 +184,23 @@ class Models:
 
 
 def init(
-    cfg: ImageConfig, data: ImageData, seed: int, stream: int, K: int, offset: int = 0
+    cfg: ImageConfig,
+    data: ImageData,
+    seed: int,
+    stream: int,
+    K: int,
+    offset: int = 0,
+    head: int | None = None,
 ) -> Models:
-    """K freshly initialised networks (PyTorch's default initialisation); model j's weights
-    depend only on (seed, stream, offset + j), not on K, so batched and one-at-a-time agree."""
-    template = network(cfg, data).to(data.X_train.device)
+    """K freshly initialised networks (PyTorch's default initialisation; ``head``: see
+    :func:`network`); model j's weights depend only on (seed, stream, offset + j), not on K,
+    so batched and one-at-a-time agree."""
+    template = network(cfg, data, head).to(data.X_train.device)
     nets = []
     for j in range(K):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(rng(seed, stream).initial_seed() * 1000 + offset + j)
-            nets.append(network(cfg, data))
+            nets.append(network(cfg, data, head))
     params, _ = stack_module_state(nets)
     return Models(template, {n: p.detach().to(data.X_train.device) for n, p in params.items()})
 
@@ -197,6 +232,11 @@ def stacked(parts: list[tuple[int, Loss]]) -> Loss:
         return torch.cat([v for v, _ in out]), torch.cat([g for _, g in out])
 
     return wrapped
+
+
+# How many training images a collapse check reads (the first: enough to tell chance from
+# learning, at a fraction of an epoch's evaluation).
+CHECKED = 2048
 
 
 def cosine(lr: float, t: int, steps: int) -> float:
@@ -249,6 +289,22 @@ def fit(
     return models.detached()
 
 
+def check_learned(what: str, F: torch.Tensor, y: torch.Tensor, cfg: ImageConfig, steps: int):
+    """Raise :class:`TrainingCollapsed` when a model trained ``steps`` steps (at least
+    STALL_STEPS: long enough to have learned) ends with training accuracy within COLLAPSE_LEVEL
+    of chance; F: (M, n, k) its logits on training images y: (n,)."""
+    k = F.shape[-1]
+    chance = 1.0 / k
+    acc = accuracy(F, y)
+    low = np.flatnonzero(acc <= chance + COLLAPSE_LEVEL * (1 - chance))
+    if steps >= STALL_STEPS and low.size:
+        raise TrainingCollapsed(
+            f"{what}: models {low.tolist()} ended at training accuracy {acc[low].round(3)} "
+            f"(chance 1/k = {chance:.2g}): the objective pulled them off the labels; lower lr "
+            f"(now {cfg.lr}), or T (now {cfg.T}) and kd_weight (now {cfg.kd_weight})"
+        )
+
+
 def distill_loss(cfg: ImageConfig, y: torch.Tensor, G: torch.Tensor) -> Loss:
     """Hinton et al. (2015) towards teacher logits G: (K or 1, N, k) on the training set."""
     return losses.distill_hinton(y, G, cfg.T, cfg.kd_weight)
@@ -257,8 +313,9 @@ def distill_loss(cfg: ImageConfig, y: torch.Tensor, G: torch.Tensor) -> Loss:
 @dataclass
 class SeedModels:
     """Every trained model of one seed: the K members, ``cfg.students`` students per target
-    (by :mod:`mvlib.teachers` suffix), members 1..K-1 after self-distillation from member 0 and
-    after as many CE steps, and the trained sum and average."""
+    (``distill`` + a :mod:`mvlib.teachers` suffix, and ``born_again``), members 1..K-1 after
+    self-distillation from member 0 and after as many CE steps, and the trained sum and
+    average."""
 
     members: Models
     students: dict[str, Models]
@@ -270,9 +327,11 @@ class SeedModels:
 
 def train_all(cfg: ImageConfig, data: ImageData, seed: int) -> SeedModels:
     """Every method of the table on one seed, in three batched stages: (1) the K members, the
-    trained sum and the trained average side by side; (2) the students of the ensemble and of
-    its controls, sharing their initialisations (paired); (3) members 1..K-1 continued by
-    self-distillation from member 0 and, from the same weights, by cross-entropy alone."""
+    trained sum and the trained average side by side; (2) the students of the ensemble, of its
+    controls (:func:`mvlib.teachers.targets`, matched in probability under Hinton's softmax at
+    T) and of member 0 alone (born again), sharing their initialisations (paired); (3) members
+    1..K-1 continued by self-distillation from member 0 and, from the same weights, by
+    cross-entropy alone (the continuation)."""
     y, K, S = data.y_train, cfg.K, cfg.students
     ce = losses.cross_entropy(y)
     inits = [
@@ -289,15 +348,23 @@ def train_all(cfg: ImageConfig, data: ImageData, seed: int) -> SeedModels:
         seed,
     )
     members, tsum, tavg = (one.select(slice(j * K, (j + 1) * K)) for j in range(3))
+    X, n = data.X_train, CHECKED
+    F = members.logits(X)  # (K, N, k)
+    check_learned("members", F[:, :n], y[:n], cfg, cfg.steps)
+    check_learned("trained sum", tsum.logits(X[:n]).sum(0, keepdim=True), y[:n], cfg, cfg.steps)
+    check_learned(
+        "trained average", tavg.logits(X[:n]).mean(0, keepdim=True), y[:n], cfg, cfg.steps
+    )
 
-    F = members.logits(data.X_train)  # (K, N, k)
-    targets = teachers.targets(F.mean(0, keepdim=True), y, rng(seed, STREAM_PERMUTE))
-    G = torch.cat([G_t.expand(S, -1, -1) for G_t in targets.values()])  # (4S, N, k)
+    link = losses.hinton_link(cfg.T)  # controls matched in the probability the loss reads
+    targets = teachers.targets(F.mean(0, keepdim=True), y, rng(seed, STREAM_PERMUTE), link=link)
+    targets = {f"distill{suffix}": G_t for suffix, G_t in targets.items()}
+    targets["born_again"] = F[:1]  # a fresh student of one member (Furlanello et al. 2018)
+    G = torch.cat([G_t.expand(S, -1, -1) for G_t in targets.values()])  # (5S, N, k)
     s0 = init(cfg, data, seed, STREAM_STUDENTS, S)
     st = fit(cfg, _cat([s0] * len(targets)), data, distill_loss(cfg, y, G), cfg.steps, seed)
-    students = {
-        f"distill{suffix}": st.select(slice(j * S, (j + 1) * S)) for j, suffix in enumerate(targets)
-    }
+    check_learned("students", st.logits(X[:n]), y[:n], cfg, cfg.steps)
+    students = {name: st.select(slice(j * S, (j + 1) * S)) for j, name in enumerate(targets)}
 
     rest = members.select(slice(1, K))
     two = fit(
@@ -309,6 +376,7 @@ def train_all(cfg: ImageConfig, data: ImageData, seed: int) -> SeedModels:
         seed,
         lr=cfg.sd_lr,
     )
+    check_learned("self-distillation", two.logits(X[:n]), y[:n], cfg, cfg.sd_steps)
     sd, cont = two.select(slice(0, K - 1)), two.select(slice(K - 1, 2 * K - 2))
     return SeedModels(members, students, sd, cont, tsum, tavg)
 
@@ -368,7 +436,7 @@ def accuracy(F: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     top = F.max(-1, keepdim=True).values
     right = F.gather(-1, y.expand(F.shape[0], -1)[..., None]) == top
     unique = (F == top).sum(-1) == 1
-    return (right.squeeze(-1) & unique).float().mean(-1).cpu().numpy()
+    return (right.squeeze(-1) & unique).double().mean(-1).cpu().numpy()
 
 
 def table(cfg: ImageConfig, run: SeedModels, data: ImageData) -> dict[str, np.ndarray]:
@@ -383,11 +451,316 @@ def table(cfg: ImageConfig, run: SeedModels, data: ImageData) -> dict[str, np.nd
     out["self_distill_continue"] = accuracy(run.self_distill_continue.logits(X), y)
     out["train_sum"] = accuracy(run.train_sum.logits(X).sum(0, keepdim=True), y)
     out["train_average"] = accuracy(run.train_average.logits(X).mean(0, keepdim=True), y)
+    out["born_again"] = accuracy(run.students["born_again"].logits(X), y)
     out["ensemble_of_singles"] = accuracy(F[:S].mean(0, keepdim=True), y)
     out["ensemble_of_students"] = accuracy(
         run.students["distill"].logits(X).mean(0, keepdim=True), y
     )
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure 9: an intermediate layer thinned
+
+
+def thinned(Z: torch.Tensor, how: str, m: int) -> torch.Tensor:
+    """Figure 9's input from an intermediate layer's output Z: (n, c, h, w): ``split`` keeps
+    its first c/m channels, ``average`` averages every m consecutive channels; (n, c/m, h, w)."""
+    n, c = Z.shape[:2]
+    if c % m:
+        raise ValueError(f"thin: {m} does not divide the layer's {c} channels (width)")
+    if how == "split":
+        return Z[:, : c // m]
+    if how == "average":
+        return Z.reshape(n, c // m, m, *Z.shape[2:]).mean(2)
+    raise ValueError(f"how must be 'split' or 'average', got {how!r}")
+
+
+def deletion_variants(cfg: ImageConfig) -> dict[str, tuple[str, int]]:
+    """Figure 9's columns: {name: (how, m)}, the whole layer first, then split to and averaged
+    over each m of ``cfg.thin``."""
+    out = {"original": ("split", 1)}
+    out.update({f"{how}{m}": (how, m) for how in ("split", "average") for m in cfg.thin})
+    return out
+
+
+def channel_deletion(cfg: ImageConfig, run: SeedModels, data: ImageData, seed: int) -> dict:
+    """Figure 9 (full version): member 0's trunk (its first :data:`TRUNK` layers) stays fixed
+    and shared; for each of :func:`deletion_variants`, K fresh heads (:func:`network` after the
+    trunk) train ``cfg.steps`` steps of cross-entropy on its output, whole or thinned, without
+    augmentation. Returns {variant: test accuracy of each head (K,), variant + "_ensemble":
+    their ensemble's (1,)}."""
+    depth = TRUNK[cfg.arch]
+    trunk = Models(
+        nn.Sequential(*list(run.members.net)[:depth]),
+        {n: p[:1] for n, p in run.members.params.items() if int(n.split(".")[0]) < depth},
+    )
+    Ztr, Zte = trunk.logits(data.X_train)[0], trunk.logits(data.X_test)[0]
+    ce, plain, out = losses.cross_entropy(data.y_train), replace(cfg, augment=False), {}
+    for j, (name, (how, m)) in enumerate(deletion_variants(cfg).items()):
+        feats = ImageData(
+            thinned(Ztr, how, m), data.y_train, thinned(Zte, how, m), data.y_test, data.k
+        )
+        c = feats.X_train.shape[1]
+        heads = init(cfg, feats, seed, STREAM_DELETION, cfg.K, offset=j * cfg.K, head=c)
+        heads = fit(plain, heads, feats, ce, cfg.steps, seed)
+        Xc, yc = feats.X_train[:CHECKED], feats.y_train[:CHECKED]
+        check_learned(f"Figure 9 heads ({name})", heads.logits(Xc), yc, cfg, cfg.steps)
+        F = heads.logits(feats.X_test)
+        out[name] = accuracy(F, data.y_test)
+        out[f"{name}_ensemble"] = accuracy(F.mean(0, keepdim=True), data.y_test)
+    return out
+
+
+@cached
+def _deletion_unit(cfg: ImageConfig, seed: int) -> dict:
+    data = load(cfg, seed)
+    return {
+        n: a.tolist()
+        for n, a in channel_deletion(cfg, trained(cfg, seed, data), data, seed).items()
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# a shipped sweep: every method and Figure 9, by seed
+
+COLUMNS = ("seed", "method", "model", "accuracy")
+
+
+def seed_rows(cfg: ImageConfig, seed: int) -> list[tuple]:
+    """One seed's rows (:data:`COLUMNS`): each model's test accuracy by method of
+    :func:`table`, then Figure 9's (``deletion:`` + variant), trained once (cached)."""
+    key = replace(cfg, seeds=ImageConfig.seeds, patch=ImageConfig.patch)
+    data = load(cfg, seed)
+    acc = table(cfg, trained(cfg, seed, data), data)
+    acc.update({f"deletion:{n}": np.array(a) for n, a in _deletion_unit(key, seed).items()})
+    return [(seed, m, i, float(a)) for m, v in acc.items() for i, a in enumerate(v)]
+
+
+def source_hash() -> str:
+    """The hash of the code that computes a sweep's rows (:func:`mvlib.cache.code_hash`)."""
+    return code_hash(seed_rows, _run_unit.__wrapped__, _deletion_unit.__wrapped__)
+
+
+def sweep(cfg: ImageConfig, out, command: str, progress=print) -> int:
+    """Write :func:`seed_rows` of seeds 0..cfg.seeds-1 to the CSV ``out``, a seed at a time,
+    resuming after the seeds already there, and after each seed record its provenance
+    (:func:`mvlib.provenance.write_provenance`: ``command``, this config, each seed's seconds).
+    A CSV of another config is refused. Returns the number of seeds computed."""
+    from mvlib.provenance import read_provenance, write_provenance
+
+    out, config = Path(out), json.loads(json.dumps(asdict(cfg)))
+    record = read_provenance(out) or {}
+    if out.exists() and record.get("images", config) != config:
+        raise ValueError(f"--out: {out} holds a sweep of another config: {record['images']}")
+    seconds = {int(s): t for s, t in record.get("seconds", {}).items()}
+    if not out.exists():
+        out.write_text(",".join(COLUMNS) + "\n")
+    with open(out, newline="") as f:
+        done = {int(r["seed"]) for r in csv.DictReader(f)}
+    todo = [s for s in range(cfg.seeds) if s not in done]
+    for seed in todo:
+        start = time.time()
+        rows = seed_rows(cfg, seed)
+        with open(out, "a", newline="") as f:
+            csv.writer(f, lineterminator="\n").writerows(rows)
+        seconds[seed] = round(time.time() - start, 1)
+        write_provenance(out, command, images=config, seconds=seconds)
+        progress(f"seed {seed}: {len(rows)} rows in {seconds[seed]:.0f} s")
+    return len(todo)
+
+
+def seed_frame(rows) -> pd.DataFrame:
+    """A sweep's rows (:data:`COLUMNS`) as one test accuracy per method and seed (columns
+    ``method``, ``seed``, ``accuracy``: the mean over a method's models), the frame
+    :data:`mvlib.claims.REAL_CLAIMS` read, with the ensembles' gains over their own models:
+    ``gain:singles`` (``ensemble_of_singles`` over the members it averages, the first
+    ``students``), ``gain:students`` (``ensemble_of_students`` over ``distill``), and
+    ``gain:VARIANT`` for Figure 9 (``deletion:VARIANT_ensemble`` over its heads)."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows, columns=list(COLUMNS)) if not hasattr(rows, "columns") else rows
+    mean = df.groupby(["method", "seed"], sort=False).accuracy.mean()
+    S = int(df[df.method == "distill"].groupby("seed").size().iloc[0])
+    first = df[(df.method == "single") & (df.model < S)].groupby("seed").accuracy.mean()
+    gains = {
+        "gain:singles": mean["ensemble_of_singles"] - first,
+        "gain:students": mean["ensemble_of_students"] - mean["distill"],
+    }
+    for name in df.method[df.method.str.endswith("_ensemble")].unique():
+        heads = name.removesuffix("_ensemble")
+        gains[f"gain:{heads.removeprefix('deletion:')}"] = mean[name] - mean[heads]
+    out = [mean.reset_index()]
+    out += [g.rename("accuracy").reset_index().assign(method=m) for m, g in gains.items()]
+    return pd.concat(out, ignore_index=True)[["method", "seed", "accuracy"]]
+
+
+def shipped(preset: str = "book") -> pd.DataFrame:
+    """The shipped sweep of ``preset`` (``mvlib/sweeps/images_PRESET.csv``) as
+    :func:`seed_frame`; ``attrs["config"]`` holds its :class:`ImageConfig`, read from its
+    provenance record."""
+    from mvlib import maps
+    from mvlib.provenance import read_provenance
+
+    name = f"images_{preset}"
+    df = seed_frame(maps.shipped(name))
+    record = read_provenance(maps.data_dir() / f"{name}.csv") or {}
+    if "images" in record:
+        config = {k: tuple(v) if isinstance(v, list) else v for k, v in record["images"].items()}
+        df.attrs["config"] = ImageConfig(**config)
+    return df
+
+
+# Figure 6 of the full version, its ResNet-28-2 row (test accuracy in %; single: mean ± sd over
+# 10 models; ensembles of 10), for the table beside this data's.
+PAPER_FIGURE6 = {
+    "single": ("95.22 ± 0.14", "76.38 ± 0.23"),
+    "ensemble": ("96.33", "81.13"),
+    "train_sum": ("95.02", "73.18"),
+    "distill": ("96.16", "79.03"),
+    "self_distill": ("95.78", "78.12"),
+}
+FIGURE6_ROWS = ("single", "ensemble", "train_sum", "train_average", "distill", "distill_control",
+                "distill_onehot", "distill_permuted", "born_again", "self_distill",
+                "self_distill_continue")  # fmt: skip
+
+
+def figure6_table(rows) -> pd.DataFrame:
+    """Figure 6's row on this data from a sweep's rows (:data:`COLUMNS`), in %: per method the
+    mean over seeds with its 95% interval, the standard deviation over every model of every
+    seed (the paper's ± for single models), and the paper's CIFAR-10 and CIFAR-100 numbers."""
+    import pandas as pd
+
+    out = []
+    for m in FIGURE6_ROWS:
+        of_m = rows[rows.method == m]
+        ci = mean_ci(100 * of_m.groupby("seed").accuracy.mean())
+        c10, c100 = PAPER_FIGURE6.get(m, ("", ""))
+        sd = round(100 * of_m.accuracy.std(), 2) if len(of_m) > ci.n else ""  # several models
+        out.append({"method": m, "mean": round(ci.mean, 2), "ci95": f"[{ci.lo:.2f}, {ci.hi:.2f}]",
+                    "sd over models": sd, "seeds": ci.n, "paper CIFAR-10": c10,
+                    "paper CIFAR-100": c100})  # fmt: skip
+    return pd.DataFrame(out).set_index("method")
+
+
+def figure9_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Figure 9 from :func:`seed_frame`, in %: per variant (``original``, ``split8``, ...) the
+    heads' mean accuracy, their ensemble's and the ensemble's gain over them, each a mean over
+    seeds with ``_lo`` and ``_hi`` (95% interval)."""
+    import pandas as pd
+
+    wide = frame.pivot(index="seed", columns="method", values="accuracy")
+    out = []
+    for v in (c.removeprefix("deletion:") for c in wide if c.startswith("deletion:")):
+        if v.endswith("_ensemble"):
+            continue
+        row = {"variant": v}
+        for name, col in (("single", f"deletion:{v}"), ("ensemble", f"deletion:{v}_ensemble"),
+                          ("gain", f"gain:{v}")):  # fmt: skip
+            ci = mean_ci(100 * wide[col])
+            row.update({name: ci.mean, f"{name}_lo": ci.lo, f"{name}_hi": ci.hi})
+        out.append(row)
+    return pd.DataFrame(out).set_index("variant")
+
+
+def claim_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`mvlib.claims.claim_table` of accuracies as the chapter shows it: per claim its
+    mean and 95% interval in points, the interval's half-width, the verdict and its margin."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "claim": table.claim,
+            "points [95% interval]": [
+                f"{100 * r.mean:+.2f} [{100 * r.lo:+.2f}, {100 * r.hi:+.2f}]"
+                for r in table.itertuples()
+            ],
+            "half-width": [round(100 * (r.hi - r.lo) / 2, 2) for r in table.itertuples()],
+            "verdict": table.verdict,
+            "seeds": table.seeds,
+        }
+    ).set_index("claim")
+
+
+def reading(table: pd.DataFrame) -> str:
+    """The chapter's reading of a :func:`mvlib.claims.claim_table` of
+    :data:`mvlib.claims.REAL_CLAIMS`, in Markdown (no dollar math): each claim with its interval
+    in points and its verdict in parentheses, then what the verdicts of distillation and its
+    dark knowledge say together."""
+    from mvlib.claims import DARK_KNOWLEDGE, HOLDS, UNRESOLVED
+
+    t = table.set_index("claim")
+
+    def said(name: str) -> str:
+        r = t.loc[name]
+        return f"{100 * r['mean']:+.2f} points [{100 * r.lo:+.2f}, {100 * r.hi:+.2f}] ({r.verdict})"
+
+    kd, dk = t.verdict["distillation - single"], [t.verdict[n] for n in DARK_KNOWLEDGE]
+    fig8 = "Figure 8: singles' ensemble gain - students'"
+    if kd == HOLDS and all(v == HOLDS for v in dk):
+        why = "the student's gain comes with the class relations, as Section 2 explains it"
+    elif kd == HOLDS:
+        why = (
+            "the student gains, but not through class relations the controls can tell apart: "
+            "reached without the stated mechanism"
+        )
+    elif kd == UNRESOLVED:
+        why = "this run cannot tell whether the ensemble's gain reaches a student"
+    else:
+        why = "the ensemble's gain does not reach the student here"
+    return "\n".join((
+        f"- **Figure 6.** The ensemble beats one network by {said('ensemble - single')}. "
+        f"Its student against one network: {said('distillation - single')}; of that, label "
+        f"smoothing {said('label smoothing: one-hot - single')}, confidence "
+        f"{said('confidence: flat - one-hot')}, and the dark knowledge, real − permuted "
+        f"{said('dark knowledge: real - permuted')} and real − flat {said('real - flat')}: "
+        f"{why}.",
+        f"- **Self-distillation** against its continuation: "
+        f"{said('self-distillation - continuation')}; against one network "
+        f"{said('self-distillation - single')}; the born-again student against one network "
+        f"{said('born again - single')}.",
+        f"- **Message ④.** The ensemble against the trained sum: "
+        f"{said('Message 4: ensemble - trained sum')}; the trained average against the "
+        f"ensemble: {said('trained average - ensemble')}.",
+        f"- **Figure 8.** The ensemble gain of single models minus that of as many students: "
+        f"{said(fig8)}.",
+        f"- **Figure 9.** The ensemble's gain over its heads on 1/8 of the layer's channels, "
+        f"minus its gain on all of them: "
+        f"{said('Figure 9: ensemble gain, 1/8 of the channels - all')}; on averages of 8 "
+        f"channels: {said('Figure 9: ensemble gain, averages of 8 - all')}.",
+    ))  # fmt: skip
+
+
+def describe_sweep(cfg: ImageConfig, record: dict | None) -> str:
+    """What a shipped sweep trained, in one paragraph (Markdown, no dollar math): its data, its
+    networks, its seeds, and how long a seed took where (its provenance ``record``)."""
+    images = "the whole training split" if cfg.n_per_class == 0 else f"{cfg.n_per_class:,}"
+    net = "ResNet-8" if cfg.arch == "resnet" else "LeNet-style CNN"
+    text = (
+        f"The sweep trains, for each of {cfg.seeds} seeds, on {images} training images per "
+        f"class of {cfg.dataset} (a fresh draw per seed; the test set is fixed and whole), "
+        f"K = {cfg.K} networks ({net} of first-layer width {cfg.width}), {cfg.steps} SGD steps "
+        f"of batch {cfg.batch_size or 'all'} each, {cfg.students} students per distillation "
+        f"target at T = {cfg.T:g} and {cfg.sd_steps} steps of self-distillation."
+    )
+    if record:
+        seconds = sorted(record.get("seconds", {}).values())
+        m = record["machine"]
+        where = m.get("gpu") or f"{m['cpu_count']} CPU cores"
+        if seconds:
+            text += (
+                f" A seed took {seconds[len(seconds) // 2] / 60:.1f} minutes (median of "
+                f"{len(seconds)}) on {where}, torch {m['torch']}, on {record['date'][:10]}."
+            )
+    return text
+
+
+def recompute(csv_path, seed: int, cfg: ImageConfig) -> bool:
+    """Whether this code computes the rows of ``csv_path`` at ``seed`` byte for byte."""
+    with open(csv_path, newline="") as f:
+        shipped = [tuple(r.values()) for r in csv.DictReader(f) if r["seed"] == str(seed)]
+    mine = [tuple(str(v) for v in r) for r in seed_rows(cfg, seed)]
+    return bool(shipped) and mine == shipped
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,7 +28,12 @@ def source_hash() -> str:
 
 
 def computed_here(record: dict) -> bool:
-    """Whether a provenance record's results were computed by this code."""
+    """Whether a provenance record's results were computed by this code (a real-data sweep's
+    by :func:`mvlib.images.source_hash`)."""
+    if record.get("images"):
+        from mvlib import images
+
+        return record["source_hash"] == images.source_hash()
     return record["source_hash"] == source_hash()
 
 
@@ -37,22 +42,28 @@ def provenance_path(csv_path) -> Path:
     return Path(str(csv_path) + ".provenance.json")
 
 
-def write_provenance(csv_path, command: str) -> Path:
+def write_provenance(csv_path, command: str, images: dict | None = None, **extra) -> Path:
     """Record how ``csv_path`` was made beside it: the command, mvlib's version and source hash
     (:func:`source_hash`: the code that computed the results), the date and the
-    machine (platform, Python, CPU count, torch version, the GPU if any). Returns the JSON file's
-    path."""
+    machine (platform, Python, CPU count, torch version, the GPU if any). For a real-data
+    sweep, ``images`` is its :class:`mvlib.image_data.ImageConfig` as a dict, recorded, and the
+    hash is :func:`mvlib.images.source_hash`; ``extra`` fields are recorded as given. Returns the
+    JSON file's path."""
     import torch
 
     import mvlib
 
     if not Path(csv_path).exists():
         raise FileNotFoundError(f"no sweep CSV at {csv_path}: run the sweep first")
+    if images is not None:
+        from mvlib.images import source_hash as images_hash
     record = {
         "csv": Path(csv_path).name,
         "command": command,
         "mvlib_version": mvlib.__version__,
-        "source_hash": source_hash(),
+        "source_hash": source_hash() if images is None else images_hash(),
+        **({"images": images} if images is not None else {}),
+        **extra,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {
             "platform": platform.platform(),

@@ -17,7 +17,20 @@ from mvlib.train import TrainingDiverged
 
 CPU = torch.device("cpu")
 # A tiny problem: 3 digits per class, 2 members, a few full-batch steps.
-TINY = im.ImageConfig(n_per_class=3, width=2, K=2, steps=4, sd_steps=2, students=1, seeds=1)
+TINY = im.ImageConfig(
+    dataset="digits",
+    n_per_class=3,
+    width=2,
+    K=2,
+    steps=4,
+    sd_steps=2,
+    batch_size=0,
+    T=2.0,
+    students=1,
+    seeds=1,
+    patch=2,
+    thin=(2,),
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +49,8 @@ def tiny_data():
         ("T", 0.0),
         ("students", 11),
         ("n_per_class", -1),
+        ("thin", (3,)),
+        ("thin", (16,)),
     ],
 )
 def test_config_rejects_bad_values_naming_the_parameter(name, value):
@@ -44,8 +59,10 @@ def test_config_rejects_bad_values_naming_the_parameter(name, value):
 
 
 def test_presets_and_overrides():
-    assert im.get_preset("ci").dataset == "digits"
-    assert im.get_preset("paper").dataset == "cifar10" and im.get_preset("paper").arch == "resnet"
+    assert {im.get_preset(p).dataset for p in ("ci", "book", "paper")} == {"fashion_mnist"}
+    book, paper = im.get_preset("book"), im.get_preset("paper")
+    assert book.n_per_class >= 1000 and book.K == 10 and book.seeds >= 5
+    assert paper.n_per_class == 0 and paper.arch == "resnet" and paper.augment
     assert im.get_preset("ci", K=3).K == 3
     with pytest.raises(ValueError, match="preset"):
         im.get_preset("huge")
@@ -303,3 +320,184 @@ def test_fashion_mnist_from_the_debian_package(monkeypatch, tmp_path):
     d = im.load(replace(TINY, dataset="fashion_mnist", n_per_class=1), 0, CPU)
     assert d.X_train.shape == (10, 1, 28, 28) and d.X_test.shape == (10000, 1, 28, 28)
     assert torch.bincount(d.y_test).tolist() == [1000] * 10
+
+
+# ----- the controls, Figure 9, the CPU path, the shipped sweep
+
+
+def test_cpu_forward_one_model_at_a_time_equals_vmap(tiny_data):
+    """On a CPU the K models run one after another (faster there); vmap, the GPU's path,
+    computes the same logits."""
+    models = im.init(TINY, tiny_data, 0, im.STREAM_MEMBERS, 3)
+    call = lambda p, x: torch.func.functional_call(models.net, p, (x,))  # noqa: E731
+    batched = torch.func.vmap(call, in_dims=(0, None))(models.params, tiny_data.X_test)
+    torch.testing.assert_close(models.forward(tiny_data.X_test), batched, rtol=1e-5, atol=1e-6)
+
+
+def test_students_learn_from_controls_matched_in_probability(monkeypatch, tiny_data):
+    """train_all builds its controls in the probability Hinton's loss reads (softmax at T),
+    with a derangement per sample, and adds a born-again student of member 0."""
+    from mvlib import teachers
+
+    seen = {}
+    real = teachers.targets
+
+    def spy(G, y, generator, which=teachers.SUFFIXES, link=None):
+        seen["link"] = link
+        return real(G, y, generator, which, link)
+
+    monkeypatch.setattr(im.teachers, "targets", spy)
+    run = im.train_all(TINY, tiny_data, 0)
+    assert seen["link"] == losses.hinton_link(TINY.T)
+    assert set(run.students) == {
+        "distill",
+        "distill_control",
+        "distill_onehot",
+        "distill_permuted",
+        "born_again",
+    }
+
+
+def test_thinned_splits_and_averages_channels():
+    Z = torch.arange(2 * 8 * 1 * 1, dtype=torch.float32).reshape(2, 8, 1, 1)
+    assert torch.equal(im.thinned(Z, "split", 4), Z[:, :2])
+    avg = im.thinned(Z, "average", 4)
+    assert avg.shape == (2, 2, 1, 1)
+    assert torch.equal(avg[0, :, 0, 0], torch.tensor([1.5, 5.5]))  # mean of 0..3 and 4..7
+    with pytest.raises(ValueError, match="thin"):
+        im.thinned(Z, "split", 3)
+    with pytest.raises(ValueError, match="how"):
+        im.thinned(Z, "drop", 2)
+    cfg = replace(TINY, width=8, thin=(2, 4))
+    assert list(im.deletion_variants(cfg)) == [
+        "original",
+        "split2",
+        "split4",
+        "average2",
+        "average4",
+    ]
+
+
+@pytest.mark.parametrize("arch", ["cnn", "resnet"])
+def test_channel_deletion_trains_heads_on_member_0s_fixed_trunk(arch, tiny_data):
+    cfg = replace(TINY, arch=arch, width=4, thin=(2, 4))
+    run = im.train_all(cfg, tiny_data, 0)
+    full = run.members.select([0])
+    depth = im.TRUNK[arch]
+    trunk = torch.nn.Sequential(*list(full.net)[:depth])
+    # the trunk's layers are the first layers of the network: its output feeds the rest
+    rest = torch.nn.Sequential(*list(full.net)[depth:])
+    p0 = {n: v[0] for n, v in full.params.items()}
+    X = tiny_data.X_test[:7]
+    parts = [(int(i), tail, v) for n, v in p0.items() for i, _, tail in [n.partition(".")]]
+    Z = torch.func.functional_call(trunk, {f"{i}.{t}": v for i, t, v in parts if i < depth}, X)
+    rest_p = {f"{i - depth}.{tail}": v for i, tail, v in parts if i >= depth}
+    torch.testing.assert_close(torch.func.functional_call(rest, rest_p, Z), full.forward(X)[0])
+    out = im.channel_deletion(cfg, run, tiny_data, 0)
+    names = list(im.deletion_variants(cfg))
+    assert list(out) == [n + e for n in names for e in ("", "_ensemble")]
+    assert all(out[n].shape == (cfg.K,) and out[n + "_ensemble"].shape == (1,) for n in names)
+
+
+def test_sweep_writes_resumes_and_recomputes_its_rows(tmp_path, monkeypatch):
+    """A seed's rows go to the CSV as it finishes; a rerun computes only missing seeds; the
+    recompute canary reproduces a seed byte for byte and notices a changed number."""
+    monkeypatch.setenv("MVLIB_CACHE", str(tmp_path / "cache"))
+    cfg, out = replace(TINY, seeds=2), tmp_path / "images.csv"
+    assert im.sweep(cfg, out, "cmd", progress=lambda _: None) == 2
+    text = out.read_text()
+    assert text.splitlines()[0] == ",".join(im.COLUMNS)
+    assert {line.split(",")[0] for line in text.splitlines()[1:]} == {"0", "1"}
+    assert im.sweep(cfg, out, "cmd", progress=lambda _: None) == 0 and out.read_text() == text
+    with pytest.raises(ValueError, match="another config"):
+        im.sweep(replace(cfg, steps=5), out, "cmd")
+    monkeypatch.setenv("MVLIB_CACHE", "off")
+    assert im.recompute(out, 1, cfg)
+    lines = text.splitlines()
+    i = next(j for j, line in enumerate(lines) if line.startswith("1,single,0,"))
+    lines[i] = "1,single,0,0.5"
+    out.write_text("\n".join(lines) + "\n")
+    assert not im.recompute(out, 1, cfg)
+
+
+def test_cli_images_writes_the_csv_and_its_provenance(tmp_path, monkeypatch):
+    import json
+
+    from mvlib.__main__ import main
+    from mvlib.provenance import computed_here, read_provenance
+
+    monkeypatch.setenv("MVLIB_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "images.csv"
+    sets = ["dataset=digits", "n_per_class=3", "width=2", "K=2", "steps=2", "sd_steps=1"]
+    sets += ["batch_size=0", "students=1", "seeds=1", "thin=2"]
+    argv = ["images", "--preset", "ci", "--out", str(out), "--threads", "1"]
+    assert main(argv + [a for s in sets for a in ("--set", s)]) == 0
+    record = read_provenance(out)
+    assert record["images"]["thin"] == [2] and record["images"]["K"] == 2
+    assert record["command"].startswith("python -m mvlib images --preset ci")
+    assert set(record["seconds"]) == {"0"}
+    assert computed_here(json.loads(json.dumps(record)))
+    with pytest.raises(SystemExit):
+        main(["images", "--out", str(out), "--set", "K=two"])
+
+
+@pytest.mark.parametrize(
+    "raw, message", [({"epochs": "3"}, "unknown parameter"), ({"augment": "maybe"}, "augment")]
+)
+def test_image_overrides_are_typed_and_named(raw, message):
+    from mvlib.image_data import parse_overrides
+
+    assert parse_overrides({"K": "4", "lr": "0.1", "augment": "true", "thin": "2,4"}) == {
+        "K": 4,
+        "lr": 0.1,
+        "augment": True,
+        "thin": (2, 4),
+    }
+    with pytest.raises(ValueError, match=message):
+        parse_overrides(raw)
+
+
+def test_paper_recipe_runs_end_to_end_on_a_fashion_standin(no_debian):
+    """The paper preset's code path (ResNet, crops and flips, minibatches, Figure 9 on its
+    trunk) at a tiny size on the CPU, on the IDX stand-in."""
+    _fashion_standin(no_debian, n=60)
+    tiny = dict(n_per_class=4, width=8, K=2, steps=2, sd_steps=1, batch_size=8, students=1)
+    cfg = im.get_preset("paper", **tiny, seeds=1)
+    rows = im.seed_rows(cfg, 0)
+    methods = {m for _, m, _, _ in rows}
+    assert set(im.METHODS) <= methods and "deletion:average8_ensemble" in methods
+    assert all(0.0 <= a <= 1.0 for *_, a in rows)
+
+
+def test_seed_frame_averages_models_and_adds_the_ensembles_gains():
+    """Per seed: a method's mean over its models; Figure 8's gains over the models each
+    ensemble averages (the first ``students`` members; the students); Figure 9's over heads."""
+    from mvlib.claims import REAL_CLAIMS, claim_table
+
+    rows = []
+    for seed in (0, 1, 2):
+        rows += [(seed, "single", i, a) for i, a in enumerate((0.80, 0.82, 0.90))]
+        rows += [(seed, "distill", i, 0.85 + 0.01 * seed) for i in range(2)]
+        rows += [(seed, "ensemble_of_singles", 0, 0.86), (seed, "ensemble_of_students", 0, 0.86)]
+        rows += [(seed, "deletion:split8", i, 0.70) for i in range(2)]
+        rows += [(seed, "deletion:split8_ensemble", 0, 0.75 + 0.001 * seed)]
+    f = im.seed_frame(rows).set_index(["method", "seed"]).accuracy
+    assert f["single", 0] == pytest.approx(0.84)
+    assert f["gain:singles", 1] == pytest.approx(0.86 - 0.81)  # over members 0 and 1 only
+    assert f["gain:students", 2] == pytest.approx(0.86 - 0.87)
+    assert f["gain:split8", 2] == pytest.approx(0.052)
+    fig8 = [c for c in REAL_CLAIMS if c.name.startswith("Figure 8")]
+    t = claim_table(im.seed_frame(rows), fig8).iloc[0]
+    assert t.verdict == "holds" and t["mean"] == pytest.approx(0.05)
+
+
+def test_a_model_left_at_chance_stops_training_with_the_cause():
+    from mvlib.train import TrainingCollapsed
+
+    y = torch.arange(40) % 10
+    F = torch.zeros(2, 40, 10)
+    F[0, torch.arange(40), y] = 1.0  # model 0 learned, model 1 predicts class 0 for all
+    with pytest.raises(TrainingCollapsed, match=r"students: models \[1\].*lower lr"):
+        im.check_learned("students", F, y, TINY, steps=600)
+    im.check_learned("students", F, y, TINY, steps=10)  # too short to have learned: no check
+    im.check_learned("students", F[:1], y, TINY, steps=600)
