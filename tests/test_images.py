@@ -501,3 +501,26 @@ def test_a_model_left_at_chance_stops_training_with_the_cause():
         im.check_learned("students", F, y, TINY, steps=600)
     im.check_learned("students", F, y, TINY, steps=10)  # too short to have learned: no check
     im.check_learned("students", F[:1], y, TINY, steps=600)
+
+
+def test_cifar10_path_runs_the_paper_recipe_on_a_cifar_shaped_standin(tmp_path, monkeypatch):
+    """dataset='cifar10' reads torchvision's CIFAR10 (here a stand-in of its shape: uint8
+    (n, 32, 32, 3) images, integer targets) and the paper recipe trains on it end to end."""
+    g = torch.Generator().manual_seed(0)
+
+    class CIFAR10:
+        def __init__(self, root, train, download):
+            n = 40 if train else 20
+            self.data = torch.randint(0, 256, (n, 32, 32, 3), generator=g).to(torch.uint8).numpy()
+            self.targets = (torch.arange(n) % 10).tolist()
+
+    fake = types.ModuleType("torchvision")
+    fake.datasets = types.SimpleNamespace(CIFAR10=CIFAR10)
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    monkeypatch.setenv("MVLIB_CACHE", "off")
+    tiny = dict(n_per_class=3, width=8, K=2, steps=2, sd_steps=1, batch_size=8, students=1)
+    cfg = im.get_preset("paper", dataset="cifar10", **tiny, seeds=1)
+    data = im.load(cfg, 0, CPU)
+    assert data.X_train.shape == (30, 3, 32, 32) and data.X_test.shape == (20, 3, 32, 32)
+    rows = im.seed_rows(cfg, 0)
+    assert {"single", "distill_permuted", "deletion:split8_ensemble"} <= {m for _, m, _, _ in rows}
