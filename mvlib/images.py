@@ -546,12 +546,14 @@ def sweep(cfg: ImageConfig, out, command: str, progress=print) -> int:
     """Write :func:`seed_rows` of seeds 0..cfg.seeds-1 to the CSV ``out``, a seed at a time,
     resuming after the seeds already there, and after each seed record its provenance
     (:func:`mvlib.provenance.write_provenance`: ``command``, this config, each seed's seconds).
-    A CSV of another config is refused. Returns the number of seeds computed."""
+    A CSV of another config is refused; one of fewer seeds is extended. Returns the number of
+    seeds computed."""
     from mvlib.provenance import read_provenance, write_provenance
 
     out, config = Path(out), json.loads(json.dumps(asdict(cfg)))
     record = read_provenance(out) or {}
-    if out.exists() and record.get("images", config) != config:
+    before = {**record.get("images", config), "seeds": cfg.seeds}
+    if out.exists() and before != config:
         raise ValueError(f"--out: {out} holds a sweep of another config: {record['images']}")
     seconds = {int(s): t for s, t in record.get("seconds", {}).items()}
     if not out.exists():

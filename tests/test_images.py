@@ -411,6 +411,8 @@ def test_sweep_writes_resumes_and_recomputes_its_rows(tmp_path, monkeypatch):
     assert im.sweep(cfg, out, "cmd", progress=lambda _: None) == 0 and out.read_text() == text
     with pytest.raises(ValueError, match="another config"):
         im.sweep(replace(cfg, steps=5), out, "cmd")
+    assert im.sweep(replace(cfg, seeds=3), out, "cmd", progress=lambda _: None) == 1  # extended
+    assert out.read_text().startswith(text)
     monkeypatch.setenv("MVLIB_CACHE", "off")
     assert im.recompute(out, 1, cfg)
     lines = text.splitlines()
