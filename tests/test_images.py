@@ -467,7 +467,7 @@ def test_paper_recipe_runs_end_to_end_on_a_fashion_standin(no_debian):
     cfg = im.get_preset("paper", **tiny, seeds=1)
     rows = im.seed_rows(cfg, 0)
     methods = {m for _, m, _, _ in rows}
-    assert set(im.METHODS) <= methods and "deletion:average8_ensemble" in methods
+    assert set(im.METHODS) <= methods and "deletion:average4_ensemble" in methods
     assert all(0.0 <= a <= 1.0 for *_, a in rows)
 
 
@@ -525,4 +525,15 @@ def test_cifar10_path_runs_the_paper_recipe_on_a_cifar_shaped_standin(tmp_path, 
     data = im.load(cfg, 0, CPU)
     assert data.X_train.shape == (30, 3, 32, 32) and data.X_test.shape == (20, 3, 32, 32)
     rows = im.seed_rows(cfg, 0)
-    assert {"single", "distill_permuted", "deletion:split8_ensemble"} <= {m for _, m, _, _ in rows}
+    assert {"single", "distill_permuted", "deletion:split4_ensemble"} <= {m for _, m, _, _ in rows}
+
+
+def test_figure9_heads_on_a_dead_layer_are_measured_at_chance_not_stopped(tiny_data):
+    """Where the kept channels never fire, the heads have nothing to learn: chance, measured."""
+    cfg = replace(TINY, steps=100, thin=(2,))
+    run = im.train_all(replace(cfg, steps=4), tiny_data, 0)
+    run.members.params["0.weight"][0].zero_()  # member 0's first convolution: ReLU(-1) = 0
+    run.members.params["0.bias"][0].fill_(-1.0)
+    out = im.channel_deletion(cfg, run, tiny_data, 0)
+    share = torch.bincount(tiny_data.y_test).max().item() / len(tiny_data.y_test)
+    assert all(float(out[v].max()) <= share + 1e-9 for v in ("original", "split2", "average2"))
