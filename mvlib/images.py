@@ -547,9 +547,10 @@ def source_hash() -> str:
 def sweep(cfg: ImageConfig, out, command: str, progress=print) -> int:
     """Write :func:`seed_rows` of seeds 0..cfg.seeds-1 to the CSV ``out``, a seed at a time,
     resuming after the seeds already there, and after each seed record its provenance
-    (:func:`mvlib.provenance.write_provenance`: ``command``, this config, each seed's seconds).
-    A CSV of another config is refused; one of fewer seeds is extended. Returns the number of
-    seeds computed."""
+    (:func:`mvlib.provenance.write_provenance`: ``command``, this config, each seed's seconds
+    and torch threads: on a CPU the convolutions' last bits, and so the accuracies, depend on the
+    thread count). A CSV of another config is refused; one of fewer seeds is extended. Returns
+    the number of seeds computed."""
     from mvlib.provenance import read_provenance, write_provenance
 
     out, config = Path(out), json.loads(json.dumps(asdict(cfg)))
@@ -558,6 +559,7 @@ def sweep(cfg: ImageConfig, out, command: str, progress=print) -> int:
     if out.exists() and before != config:
         raise ValueError(f"--out: {out} holds a sweep of another config: {record['images']}")
     seconds = {int(s): t for s, t in record.get("seconds", {}).items()}
+    used = {int(s): n for s, n in record.get("threads", {}).items()}
     if not out.exists():
         out.write_text(",".join(COLUMNS) + "\n")
     with open(out, newline="") as f:
@@ -568,8 +570,8 @@ def sweep(cfg: ImageConfig, out, command: str, progress=print) -> int:
         rows = seed_rows(cfg, seed)
         with open(out, "a", newline="") as f:
             csv.writer(f, lineterminator="\n").writerows(rows)
-        seconds[seed] = round(time.time() - start, 1)
-        write_provenance(out, command, images=config, seconds=seconds)
+        seconds[seed], used[seed] = round(time.time() - start, 1), torch.get_num_threads()
+        write_provenance(out, command, images=config, seconds=seconds, threads=used)
         progress(f"seed {seed}: {len(rows)} rows in {seconds[seed]:.0f} s")
     return len(todo)
 
@@ -760,10 +762,20 @@ def describe_sweep(cfg: ImageConfig, record: dict | None) -> str:
 
 
 def recompute(csv_path, seed: int, cfg: ImageConfig) -> bool:
-    """Whether this code computes the rows of ``csv_path`` at ``seed`` byte for byte."""
+    """Whether this code computes the rows of ``csv_path`` at ``seed`` byte for byte, with the
+    torch thread count its provenance records for that seed (the CPU's convolutions round
+    differently at another; none recorded: the current count)."""
+    from mvlib.provenance import read_provenance
+
     with open(csv_path, newline="") as f:
         shipped = [tuple(r.values()) for r in csv.DictReader(f) if r["seed"] == str(seed)]
-    mine = [tuple(str(v) for v in r) for r in seed_rows(cfg, seed)]
+    before = torch.get_num_threads()
+    record = read_provenance(csv_path) or {}
+    torch.set_num_threads(record.get("threads", {}).get(str(seed), before))
+    try:
+        mine = [tuple(str(v) for v in r) for r in seed_rows(cfg, seed)]
+    finally:
+        torch.set_num_threads(before)
     return bool(shipped) and mine == shipped
 
 

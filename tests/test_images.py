@@ -408,6 +408,10 @@ def test_sweep_writes_resumes_and_recomputes_its_rows(tmp_path, monkeypatch):
     text = out.read_text()
     assert text.splitlines()[0] == ",".join(im.COLUMNS)
     assert {line.split(",")[0] for line in text.splitlines()[1:]} == {"0", "1"}
+    from mvlib.provenance import read_provenance
+
+    threads = read_provenance(out)["threads"]  # the CPU's convolutions round by thread count
+    assert threads == {"0": torch.get_num_threads(), "1": torch.get_num_threads()}
     assert im.sweep(cfg, out, "cmd", progress=lambda _: None) == 0 and out.read_text() == text
     with pytest.raises(ValueError, match="another config"):
         im.sweep(replace(cfg, steps=5), out, "cmd")
