@@ -163,7 +163,7 @@ class Models:
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """Logits of every model, X: (n, C, H, W) -> (K, n, k), differentiable. One batched
         call under ``vmap`` on a GPU; one model after another on a CPU, where vmap's batched
-        convolutions took 2.4 times as long (benchmarks/images.py, benchmarks/IMAGES.md)."""
+        convolutions took 3.1 times as long (benchmarks/images.py, benchmarks/IMAGES.md)."""
         call = lambda p, x: functional_call(self.net, p, (x,))  # noqa: E731
         if X.device.type == "cpu":
             return torch.stack(
