@@ -198,3 +198,14 @@ def test_the_page_renders_its_table_as_myst():
     (table_cell,) = [c for c in cells if "Markdown(glance.page_markdown" in "".join(c["source"])]
     assert table_cell["metadata"]["mystnb"]["markdown_format"] == "myst"
     assert not re.search(r"\$[^$\s{][^$]*\$", "".join(table_cell["source"]))
+
+
+def test_the_real_image_rows_follow_their_sweep(frame, shipped_copy):
+    """Chapter 9's rows read images_book: an ensemble made to lose there fails its row."""
+    path = shipped_copy / "images_book.csv"
+    data = pd.read_csv(path)
+    data.loc[data.method == "ensemble", "accuracy"] -= 0.2
+    data.to_csv(path, index=False)
+    label = "Real images: ensemble − single"
+    assert glance.table().set_index("claim").status[label] == FAILS
+    assert frame.set_index("claim").status[label] != FAILS
