@@ -669,25 +669,6 @@ def figure9_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).set_index("variant")
 
 
-def claim_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """A :func:`mvlib.claims.claim_table` of accuracies as the chapter shows it: per claim its
-    mean and 95% interval in points, the interval's half-width, the verdict and its margin."""
-    import pandas as pd
-
-    return pd.DataFrame(
-        {
-            "claim": table.claim,
-            "points [95% interval]": [
-                f"{100 * r.mean:+.2f} [{100 * r.lo:+.2f}, {100 * r.hi:+.2f}]"
-                for r in table.itertuples()
-            ],
-            "half-width": [round(100 * (r.hi - r.lo) / 2, 2) for r in table.itertuples()],
-            "verdict": table.verdict,
-            "seeds": table.seeds,
-        }
-    ).set_index("claim")
-
-
 def reading(table: pd.DataFrame) -> str:
     """The chapter's reading of a :func:`mvlib.claims.claim_table` of
     :data:`mvlib.claims.REAL_CLAIMS`, in Markdown (no dollar math): each claim with its interval
