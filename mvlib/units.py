@@ -280,6 +280,16 @@ def _ntk_distill_unit(cfg, seed):
     return _runs(train_students(cfg, data, targets, seed, linearised=True))
 
 
+@unit("ntk_scratch", NTK + KD, "ntk_steps", ("ntk_self_distill",), linearised=True)
+def _ntk_scratch_unit(cfg, seed):
+    # Figure 6's kernel self-distillation (Message 3): fresh linearised students, on the NTK
+    # students' initialisations, distilled from linearised member 0 with the ensemble's form
+    data = make_data(cfg, seed)
+    G = ntk_members(cfg, seed, data).logits(data.train.X)[0]
+    (student,) = train_students(cfg, data, {"": G}, seed, linearised=True).values()
+    return Run.of(student)
+
+
 METHODS = tuple(m for u in UNITS.values() for m in u.methods)
 
 
@@ -349,6 +359,11 @@ def ntk_students(cfg: ExperimentConfig, seed: int, data: Data | None = None) -> 
     """Linearised students of the NTK ensemble per target (cached), as distill_students."""
     data = data or make_data(cfg, seed)
     return {n: as_linearised(cfg, r, data) for n, r in _ntk_distill_unit(cfg, seed).items()}
+
+
+def ntk_scratch_students(cfg: ExperimentConfig, seed: int, data: Data | None = None) -> Trained:
+    """Linearised born-again students (cached): fresh NTK models distilled from NTK member 0."""
+    return as_linearised(cfg, _ntk_scratch_unit(cfg, seed), data or make_data(cfg, seed))
 
 
 # ----------------------------------------------------------------------------- the headline

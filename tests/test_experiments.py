@@ -66,7 +66,9 @@ def chapters_cache(monkeypatch):
         monkeypatch.setenv("MVLIB_CACHE", _RUN_CACHE)
 
 
-@pytest.mark.parametrize("unit", ["members", "distill", "self_distill", "sum", "ntk"])
+@pytest.mark.parametrize(
+    "unit", ["members", "distill", "self_distill", "sum", "ntk", "ntk_scratch"]
+)
 def test_unit_ignores_exactly_the_fields_outside_its_key(unit):
     """Changing every field a unit's key resets leaves its result unchanged (so sharing a cached
     result across those fields is correct), and the key keeps what it needs."""
@@ -80,6 +82,7 @@ def test_unit_ignores_exactly_the_fields_outside_its_key(unit):
         "self_distill": E.self_distill_students,
         "sum": E.trained_sum,
         "ntk": E.ntk_members,
+        "ntk_scratch": E.ntk_scratch_students,
     }[unit]
     a, b = run(cfg, 0), run(other, 0)
     a, b = (a, b) if isinstance(a, dict) else ({"": a}, {"": b})
