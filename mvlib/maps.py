@@ -1,7 +1,8 @@
 """The regime maps: where each claim holds, from a sweep's tidy CSV (:mod:`mvlib.sweep`).
 
 - :func:`claim_map` / :func:`claim_heatmaps`: one claim of a :func:`mvlib.claims.claim_table`
-  as a heatmap-ready (rows x cols) grid, and the heatmaps.
+  as a heatmap-ready (rows x cols) grid, and the heatmaps; :func:`explorable_maps`: every map in
+  one figure a static page explores without a kernel (a dropdown over claims).
 - :func:`shipped`, :func:`at`, :func:`prediction`: a shipped sweep, its rows at one grid
   point, and where one new seed falls there; :func:`live_slice`: a fresh run of one grid point
   against those prediction intervals; :func:`regime_mismatch`: whether a config is the sweep's;
@@ -153,6 +154,59 @@ def claim_heatmaps(
         fontsize=10,
     )
     fig.tight_layout()
+    scale = plt.cm.ScalarMappable(cmap="RdBu_r", norm=plt.Normalize(-vmax, vmax))
+    fig.colorbar(scale, ax=axes.ravel().tolist(), shrink=0.8, pad=0.02, label="mean difference")
+    return fig
+
+
+def explorable_maps(tables: dict, fmt: str = ".3f"):
+    """Every map in one figure that a browser explores without a kernel (plotly): a dropdown
+    over (sweep, claim). ``tables``: ``{sweep: (claim_table, claims, rows, cols)}``. A cell is
+    coloured by its mean difference (red > 0 > blue, one scale per claim) and reads "mean
+    [lo, hi]" and the claim's verdict there, in bold where it holds. Returns the Figure."""
+    import plotly.graph_objects as go
+
+    def shown(axis, v):
+        return f"{axis} = {v:g}" if isinstance(v, float) else f"{axis} = {v}"
+
+    traces, menu = [], []
+    for sweep, (table, claims, rows, cols) in tables.items():
+        for claim in claims:
+            name = claim.name if isinstance(claim, Claim) else claim
+            m = claim_map(table, name, rows, cols)
+            part = table[table.claim == name]
+            verdict = part.pivot(index=rows, columns=cols, values="verdict").reindex_like(m.mean)
+            verdict = verdict.fillna("").where(~m.holds, "<b>holds</b>")
+            text = np.vectorize(lambda t, v: f"{t}<br>{v}".replace("\n", "<br>"), otypes=[object])(
+                m.labels(fmt).to_numpy(), verdict.to_numpy()
+            )
+            vmax = float(np.nanmax(np.abs(m.mean.to_numpy()), initial=0.0)) or 1.0
+            traces.append(go.Heatmap(
+                z=m.mean.to_numpy(), x=[shown(cols, v) for v in m.mean.columns],
+                y=[shown(rows, v) for v in m.mean.index], text=text,
+                texttemplate="%{text}", hovertemplate="%{y}, %{x}<br>%{text}<extra></extra>",
+                zmid=0.0, zmin=-vmax, zmax=vmax, colorscale="RdBu_r", visible=not traces,
+                colorbar={"title": {"text": "mean<br>difference"}},
+            ))  # fmt: skip
+            menu.append((f"{sweep}: {name}", rows, cols))
+    buttons = [
+        {
+            "label": label,
+            "method": "update",
+            "args": [
+                {"visible": [t == n for t in range(len(traces))]},
+                {"xaxis.title.text": cols, "yaxis.title.text": rows},
+            ],
+        }  # fmt: skip
+        for n, (label, rows, cols) in enumerate(menu)
+    ]
+    fig = go.Figure(traces)
+    fig.update_layout(
+        updatemenus=[{"buttons": buttons, "x": 0.0, "y": 1.18, "xanchor": "left"}],
+        xaxis_title=menu[0][2], yaxis_title=menu[0][1], height=520, margin={"t": 110},
+        title={"text": "single-view difference, mean [95% interval] over seeds; pick a claim",
+               "y": 0.98},
+    )  # fmt: skip
     return fig
 
 

@@ -30,6 +30,7 @@ COLAB = {
     "matplotlib": "3.10.0",
     "pandas": "2.2.3",
     "seaborn": "0.13.2",
+    "plotly": "5.24.1",
     "scikit-learn": "1.6.1",
     "joblib": "1.5.3",
     "tqdm": "4.67.3",

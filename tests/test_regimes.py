@@ -137,12 +137,36 @@ def test_describe_says_where_and_nowhere():
 def test_heatmaps_frame_the_points_where_a_claim_holds():
     t = rg.claim_table(SWEEP, [DK, rg.Claim("rev", "distill_permuted", "distill")])
     fig = rg.claim_heatmaps(t, ["dark", "rev"], "T", "off_high", ncols=3)
-    axes = [ax for ax in fig.axes if ax.get_visible()]
+    axes = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
     assert [ax.get_title() for ax in axes] == ["dark", "rev"]
+    assert [ax.get_label() for ax in fig.axes].count("<colorbar>") == 1, "one shared scale"
     frames = [[p for p in ax.patches if not p.get_fill()] for ax in axes]
     assert [len(f) for f in frames] == [1, 1]  # rev holds at (8, 0.4), dark at (4, 0.4)
     texts = [x.get_text() for x in axes[0].texts]
     assert "0.10\n[0.08, 0.12]" in texts
+
+
+def test_explorable_maps_one_heatmap_per_claim_and_a_dropdown_showing_one():
+    t = rg.claim_table(SWEEP, [DK, rg.Claim("rev", "distill_permuted", "distill")])
+    one = {"distill": [0.8, 0.9], "distill_permuted": [0.7, 0.7]}
+    other = rg.claim_table(frame({(4, 0.1): one}, ("T", "mu")), [DK], ["T", "mu"])
+    fig = maps.explorable_maps(
+        {"a": (t, [DK, "rev"], "T", "off_high"), "b": (other, [DK], "T", "mu")}
+    )
+    assert [d.type for d in fig.data] == ["heatmap"] * 3
+    (menu,) = fig.layout.updatemenus
+    assert [b.label for b in menu.buttons] == ["a: dark", "a: rev", "b: dark"]
+    for n, b in enumerate(menu.buttons):
+        assert b.args[0]["visible"] == [i == n for i in range(3)]
+    assert [d.visible for d in fig.data] == [True, False, False]
+    dark = fig.data[0]
+    assert list(dark.x) == ["off_high = 0.4", "off_high = 0.8"] and list(dark.y) == [
+        "T = 4",
+        "T = 8",
+    ]
+    assert dark.text[0][0] == "0.100<br>[0.075, 0.125]<br><b>holds</b>"
+    assert dark.text[0][1].endswith("not resolved") and dark.text[1][0].endswith("fails")
+    assert dark.zmid == 0 and dark.zmax == -dark.zmin == pytest.approx(0.1)
 
 
 def test_at_compares_as_floats_and_names_a_missing_column():
