@@ -327,6 +327,20 @@ def phi_scatter(phis: dict, axes=None, threshold: float = 0.5):
     return axes
 
 
+def per_view_plot(frame, level: float = 0.5, ax=None):
+    """The distribution of per-(class, view) single-view accuracy of each model of
+    :func:`mvlib.report.per_view_accuracy`'s frame, with the level at which a view counts as
+    learned: a count of learned views is read off this histogram, not instead of it."""
+    ax = _ax(ax, (7, 3.6))
+    sns.histplot(frame, x="accuracy", hue="model", element="step", stat="probability",
+                 common_norm=False, bins=np.linspace(0, 1, 21), ax=ax)  # fmt: skip
+    ax.axvline(level, color="k", ls=":", lw=1)
+    ax.set(xlabel="accuracy on the single-view samples of one (class, view)",
+           ylabel="share of (class, view) cells",
+           title=f"per-view accuracy; a view counts as learned at {level:g} (dotted)")  # fmt: skip
+    return ax
+
+
 def generations_plot(df, baseline: float, bound: float = 0.75, ax=None, y: str = "single_view"):
     """Single-view test accuracy by distillation generation (born-again chain), real teacher beside
     its flat control; ``df`` long (generation, teacher, seed, single_view). Horizontal lines: the

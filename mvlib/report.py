@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from mvlib.data import MultiViewConfig, MultiViewData
-from mvlib.metrics import correct, learned_views_behaviour
+from mvlib.metrics import accuracy_by_view, correct, learned_views_behaviour
 
 # Two-sided z of a 99.9% normal interval: a generator check that fails by chance once in a
 # thousand seeds, yet catches a wrong mean or frequency by a few standard errors.
@@ -403,6 +403,45 @@ def figure8(ensemble_gain_singles, ensemble_gain_students) -> dict:
     }
 
 
+def panel_groups(claims, most: int = 5) -> list[list]:
+    """Claims split for figures of at most ``most`` panels: by their tag (``KD: ...``,
+    ``SD: ...``; untagged claims together), each tag's in runs of ``most``."""
+    groups: dict[str, list] = {}
+    for c in claims:
+        tag, _, rest = c.name.partition(": ")
+        groups.setdefault(tag if rest and tag in ("KD", "SD") else "", []).append(c)
+    return [g[i : i + most] for g in groups.values() for i in range(0, len(g), most)]
+
+
+def live_slices(cfg, frames: dict, sweeps: dict, live: dict):
+    """The appendix's live slice of each regime sweep at the preset's grid point: ``frames``
+    ``{name: sweep frame}``, ``sweeps`` as :func:`regime_sweeps`, ``live`` a
+    :func:`mvlib.units.reproduce` result of seed 0. Only the methods whose results the sweep
+    holds at the preset's regime count (a parameter a method does not depend on may differ).
+    Returns ``(slices, verdicts, gaps, skipped)``, each ``{name: ...}``: the live slice against
+    the prediction intervals, each claim's holds (shipped, and with the live seed in place of
+    seed 0), the largest |live - shipped seed 0|, and why a sweep has no slice."""
+    from mvlib import regimes as rg
+    from mvlib.config import as_dict
+
+    slices, verdicts, gaps, skipped = {}, {}, {}, {}
+    for name, (grid, claims) in sweeps.items():
+        rows = rg.at(frames[name], **{g: as_dict(cfg)[g] for g in grid})
+        ran = rg.held_methods(rows, cfg, list(live))
+        if not ran:
+            skipped[name] = rg.regime_mismatch(rows, cfg)  # {parameter: (sweep's, preset's)}
+            continue
+        claims = rg.claims_on(claims, ran)
+        slices[name] = rg.live_slice(rows, live, claims, ran)
+        before = rg.claim_table(rows, claims, grid).set_index("claim").holds
+        redrawn = rg.claim_table(rg.with_live(rows, {m: live[m] for m in ran}), claims, grid)
+        after = redrawn.set_index("claim").holds
+        verdicts[name] = pd.DataFrame({"shipped": before, "with live seed 0": after})
+        seed0 = rows[rows.seed == 0].set_index("method").single_view
+        gaps[name] = max(abs(live[m]["single_view"] - seed0[m]) for m in ran)
+    return slices, verdicts, gaps, skipped
+
+
 def regime_sweeps() -> dict[str, tuple[list[str], list]]:
     """The shipped regime sweeps that chapter 8 maps and its appendix re-runs: {name: (grid,
     claims)}, the grid (rows, columns) from ``regimes.GRIDS`` and the claims drawn on the
@@ -418,6 +457,21 @@ def regime_sweeps() -> dict[str, tuple[list[str], list]]:
         "regimes_sd": rg.SD_CLAIMS,
     }
     return {name: (list(rg.GRIDS[name]), c) for name, c in claims.items()}
+
+
+def per_view_accuracy(models: dict, data: MultiViewData) -> pd.DataFrame:
+    """What a learned-view count at level 1/2 reads: each model's accuracy on the single-view
+    test samples of class i whose strong view is l (:func:`mvlib.metrics.accuracy_by_view`).
+    ``models``: {name: F (K, N, k) on ``data``}. One row per (model, member, class, view)."""
+    frames = []
+    for name, F in models.items():
+        acc = _np(accuracy_by_view(F, data))  # (K, k, 2)
+        K, k, _ = acc.shape
+        member, cls, view = np.meshgrid(range(K), range(k), (1, 2), indexing="ij")
+        frames.append(pd.DataFrame({"model": name, "member": member.ravel(),
+                                    "class": cls.ravel(), "view": view.ravel(),
+                                    "accuracy": acc.ravel()}))  # fmt: skip
+    return pd.concat(frames, ignore_index=True)
 
 
 def views_after(maps: dict, after: tuple[str, ...]) -> pd.DataFrame:

@@ -3,7 +3,8 @@
 # the paper preset's headline as a sweep over SEEDS data seeds, each cell written as it finishes
 # (rerun to resume; OUT/gpu_paper.csv, as the shipped mvlib/sweeps/gpu_paper.csv), and its claims
 # with their intervals, read back from the result cache; then the k-scaling and bounded
-# self-distillation sweeps, and chapter 9's real-data table at the paper preset.
+# self-distillation sweeps, the NTK at two widths, and chapter 9's real-data table at the
+# paper preset.
 #   OUT=DIR SEEDS=3 bash scripts/gpu.sh      (PRESET=ci SEEDS=1: a smoke test on any machine)
 # mvlib need not be installed: the repository root is put on the path.
 set -euo pipefail
@@ -37,6 +38,12 @@ for a41 in "view_high=2.0" "view_high=1.02 eta=12"; do
         --provenance "OUT=DIR SEEDS=$seeds bash scripts/gpu.sh" \
         --out "$out/gpu_paper_sd_bounded_${a41%% *}.csv"
 done
+# Figure 6's kernels at k = 30 where the linearised model learns: the paper preset's m = 4 beside
+# m = 30 neurons a class (chapter 7 reads its CPU twin, mvlib/sweeps/ntk_width.csv, at k = 10).
+NTK=single,ensemble,distill,ntk_single,ntk_ensemble,ntk_train_average,ntk_distill,ntk_self_distill
+python3 -m mvlib sweep --preset "$preset" --seeds "$seeds" --backend serial --no-progress \
+    --methods "$NTK" --grid m=4,30 --provenance "OUT=DIR SEEDS=$seeds bash scripts/gpu.sh" \
+    --out "$out/gpu_ntk_width.csv"
 # The real-data table and Figure 9 at the paper preset: all 60,000 Fashion-MNIST training images,
 # a small ResNet, crops and flips (chapter 9; MVLIB_DATA or Debian's dataset-fashion-mnist).
 python3 -m mvlib images --preset paper --set seeds="$seeds" --out "$out/images_paper.csv"

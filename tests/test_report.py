@@ -233,3 +233,30 @@ def test_views_after_counts_the_union_kept_and_what_lies_beyond_it():
     assert (row.own, row.teacher, row["own or teacher"]) == (0.25, 0.25, 0.5)
     assert row["learned after"] == 0.5 and row["union kept"] == 0.5
     assert row["beyond union"] == 0.25 and row.after == "sd" and row.student == 0
+
+
+def test_per_view_accuracy_one_row_per_model_member_class_and_view():
+    y = torch.tensor([0, 0, 1, 1, 1])
+    strong = torch.tensor([0, 1, 0, 0, 1])
+    data = type("D", (), {"y": y, "strong": strong})()
+    right = torch.nn.functional.one_hot(y, 2).float()[None]  # one model, all correct
+    wrong = right.clone()
+    wrong[0, 2] = torch.tensor([1.0, 0.0])  # misses one of class 1's two view-1 samples
+    f = report.per_view_accuracy({"a": right, "b": torch.cat([right, wrong])}, data)
+    assert len(f) == 2 * 2 + 2 * 2 * 2 and set(f.columns) >= {"model", "member", "class", "view"}
+    b1 = f[(f.model == "b") & (f.member == 1)].set_index(["class", "view"]).accuracy
+    assert b1[(1, 1)] == 0.5 and b1[(1, 2)] == 1.0 and b1[(0, 1)] == 1.0
+    assert (f[f.model == "a"].accuracy == 1.0).all()
+
+
+def test_panel_groups_split_by_tag_and_size():
+    from mvlib.claims import Claim
+
+    names = ["a", "KD: x", "SD: y", "Message 4: s", *[f"KD: {i}" for i in range(6)]]
+    groups = report.panel_groups([Claim(n, "p", "q") for n in names], most=5)
+    assert [[c.name for c in g] for g in groups] == [
+        ["a", "Message 4: s"],
+        ["KD: x", "KD: 0", "KD: 1", "KD: 2", "KD: 3"],
+        ["KD: 4", "KD: 5"],
+        ["SD: y"],
+    ]
