@@ -172,6 +172,14 @@ NTK_CLAIMS = (
     Claim("Figure 6 (1): NTK average - ensemble", "ntk_train_average", "ntk_ensemble"),
     Claim("Figure 6 (2): NTK distillation - single", "ntk_distill", "ntk_single"),
     Claim("Figure 6 (3): NTK self-distillation - single", "ntk_self_distill", "ntk_single"),
+    # "cannot be distilled" as a gap: the student stays below its ensemble
+    Claim("Figure 6 (2): NTK ensemble - student", "ntk_ensemble", "ntk_distill"),
+)
+# The network beside them (Message 5: its ensemble "can be distilled ... by a large extent").
+NETWORK_CONTRAST = (
+    Claim("network: ensemble - single", "ensemble", "single"),
+    Claim("network: distillation - single", "distill", "single"),
+    Claim("network: ensemble - student", "ensemble", "distill"),
 )
 # Real images (chapter 9, :func:`mvlib.images.seed_frame`): Figure 6's row, Figure 8 and
 # Figure 9 on test accuracy, with the margin the real-data table is sized to resolve (half a

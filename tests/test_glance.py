@@ -126,7 +126,7 @@ def test_the_table_has_one_row_per_declared_claim(frame):
     assert {"statement", "quantity", "interval", "where", "k30", "chapter"} <= set(frame)
 
 
-@pytest.mark.parametrize("chapter", glance.chapters())
+@pytest.mark.parametrize("chapter", sorted(set(glance.chapters()) - {glance.SETUP, glance.MAPS}))
 def test_a_chapters_box_says_what_the_table_says(frame, chapter):
     box = glance.verdict_box(chapter, live="this run: +0.1", frame=frame)
     lines = box.split("\n")
@@ -141,14 +141,33 @@ def test_a_chapters_box_says_what_the_table_says(frame, chapter):
 
 def test_a_chapter_without_a_claim_is_refused(frame):
     with pytest.raises(KeyError, match="03_ensemble"):
-        glance.verdict_box("01_setup", frame=frame)
+        glance.verdict_box("10_nothing", frame=frame)
+
+
+def test_the_setup_box_counts_every_status_of_the_table(frame):
+    box = glance.verdict_box(glance.SETUP, live="x", frame=frame).split("\n")
+    shipped = frame[~frame.interval.str.startswith("live in")]
+    assert len(box) == 3 and f"{len(shipped)} read from shipped runs" in box[1]
+    assert f"({len(frame) - len(shipped)} more are measured live" in box[1]
+    for status, n in shipped.status.value_counts().items():
+        assert f"{n} {status}" in box[1]
+    moved = frame.assign(status=[FAILS] * len(frame))
+    assert f"{len(shipped)} {FAILS}" in glance.verdict_box(glance.SETUP, frame=moved)
+
+
+def test_the_maps_box_says_where_each_headline_claim_holds(frame):
+    box = glance.verdict_box(glance.MAPS, frame=frame).split("\n")
+    assert len(box) == 3 and "$" not in "".join(box)
+    for label in glance.MAPS_ROWS:
+        r = frame.set_index("claim").loc[label]
+        assert f"{label}: **{r.status}** at the centre, holds at {r['where']}" in box[1]
 
 
 def test_generated_markdown_has_no_dollar_math_and_links_each_chapter(frame):
     page = glance.page_markdown(frame)
     assert "$" not in page
     assert page.count("\n| ") == len(glance.ROWS)  # one table line per claim
-    for chapter in glance.chapters():
+    for chapter in {r.chapter for r in glance.ROWS}:
         assert f"chapter {int(chapter[:2])} <{chapter}>" in page
 
 
