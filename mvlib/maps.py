@@ -204,8 +204,8 @@ def explorable_maps(tables: dict, fmt: str = ".3f"):
     fig.update_layout(
         updatemenus=[{"buttons": buttons, "x": 0.0, "y": 1.18, "xanchor": "left"}],
         xaxis_title=menu[0][2], yaxis_title=menu[0][1], height=520, margin={"t": 110},
-        title={"text": "single-view difference, mean [95% interval] over seeds; pick a claim",
-               "y": 0.98},
+        title={"text": "mean difference [95% interval] over seeds", "font": {"size": 13},
+               "x": 0.01, "y": 0.98},
     )  # fmt: skip
     return fig
 
