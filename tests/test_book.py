@@ -148,3 +148,20 @@ def test_a_chapter_opens_with_its_verdict_box(chapter):
     assert f'verdict_box("{chapter}")' in "".join(cells[box]["source"])
     assert cells[box]["metadata"]["mystnb"] == {"markdown_format": "myst"}
     assert "remove-input" in cells[box]["metadata"]["tags"]
+
+
+# ~20 lines: a cell configures, calls, plots, explains or checks; the hidden install cell aside
+LONGEST_CELL = 25
+
+
+@pytest.mark.parametrize("page", sorted(p.stem for p in (ROOT / "book").glob("*.ipynb")))
+def test_no_code_cell_is_longer_than_about_twenty_lines(page):
+    cells = json.loads((ROOT / "book" / f"{page}.ipynb").read_text())["cells"]
+    long = [
+        (i, len("".join(c["source"]).splitlines()))
+        for i, c in enumerate(cells)
+        if c["cell_type"] == "code"
+        and "remove-cell" not in c["metadata"].get("tags", [])
+        and len("".join(c["source"]).splitlines()) > LONGEST_CELL
+    ]
+    assert not long, f"{page}: cells (index, lines) over {LONGEST_CELL} lines: {long}"
