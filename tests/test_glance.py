@@ -147,8 +147,8 @@ def test_a_chapter_without_a_claim_is_refused(frame):
 def test_the_setup_box_counts_every_status_of_the_table(frame):
     box = glance.verdict_box(glance.SETUP, live="x", frame=frame).split("\n")
     shipped = frame[~frame.interval.str.startswith("live in")]
-    assert len(box) == 3 and f"{len(shipped)} read from shipped runs" in box[1]
-    assert f"({len(frame) - len(shipped)} more are measured live" in box[1]
+    assert len(box) == 3 and f"{len(shipped)} rows read from shipped runs" in box[1]
+    assert f"({len(frame) - len(shipped)} more rows are measured live" in box[1]
     for status, n in shipped.status.value_counts().items():
         assert f"{n} {status}" in box[1]
     moved = frame.assign(status=[FAILS] * len(frame))
