@@ -144,7 +144,8 @@ def test_a_chapter_opens_with_its_verdict_box(chapter):
     {doc} link), and reads the chapter's own rows of the glance table, so box and page agree."""
     cells = json.loads((ROOT / "book" / f"{chapter}.ipynb").read_text())["cells"]
     box = next(i for i, c in enumerate(cells) if "glance.verdict_box" in "".join(c["source"]))
-    assert box == 2 and "".join(cells[0]["source"]).startswith("# "), box
+    title = "".join(cells[0]["source"]).strip()
+    assert box == 2 and title.startswith("# ") and "\n" not in title, (box, title[:80])
     assert f'verdict_box("{chapter}")' in "".join(cells[box]["source"])
     assert cells[box]["metadata"]["mystnb"] == {"markdown_format": "myst"}
     assert "remove-input" in cells[box]["metadata"]["tags"]
