@@ -39,9 +39,9 @@ GRIDS = {
 
 @dataclass(frozen=True)
 class ClaimMap:
-    """One claim over two grid columns: ``mean``, ``lo``, ``hi`` (float) and ``holds`` (bool),
-    each a DataFrame indexed by ``rows`` x ``cols`` values; a grid point not yet in the sweep
-    has NaN and does not hold."""
+    """One claim over two grid columns: ``mean``, ``lo``, ``hi`` (float), ``holds`` (bool) and
+    ``verdict`` (text), each a DataFrame indexed by ``rows`` x ``cols`` values; a grid point not
+    yet in the sweep has NaN and does not hold."""
 
     claim: str
     rows: str
@@ -50,6 +50,7 @@ class ClaimMap:
     lo: pd.DataFrame
     hi: pd.DataFrame
     holds: pd.DataFrame
+    verdict: pd.DataFrame  # the claim's verdict at each point ("" where missing)
 
     def labels(self, fmt: str = ".2f"):
         """Cell text ``"mean\\n[lo, hi]"`` ("" where missing)."""
@@ -97,6 +98,7 @@ def claim_map(table, claim: str, rows: str, cols: str, values: dict | None = Non
         grid("lo").astype(float),
         grid("hi").astype(float),
         holds,
+        grid("verdict").fillna(""),
     )
 
 
@@ -174,9 +176,7 @@ def explorable_maps(tables: dict, fmt: str = ".3f"):
         for claim in claims:
             name = claim.name if isinstance(claim, Claim) else claim
             m = claim_map(table, name, rows, cols)
-            part = table[table.claim == name]
-            verdict = part.pivot(index=rows, columns=cols, values="verdict").reindex_like(m.mean)
-            verdict = verdict.fillna("").where(~m.holds, "<b>holds</b>")
+            verdict = m.verdict.where(~m.holds, "<b>holds</b>")
             text = np.vectorize(lambda t, v: f"{t}<br>{v}".replace("\n", "<br>"), otypes=[object])(
                 m.labels(fmt).to_numpy(), verdict.to_numpy()
             )
